@@ -1,0 +1,35 @@
+# act2i: two commands on a fresh machine with Python 3.11 and pip.
+#   make test        create .venv, install, run the test suite
+#   make reproduce   create .venv, install, run the whole pipeline (PROFILE=smoke RUN=smoke)
+
+PYTHON  ?= python3
+VENV    ?= .venv
+BIN     := $(VENV)/bin
+PROFILE ?= smoke
+RUN     ?= smoke
+TORCH   ?= torch==2.13.0
+PYTEST_ARGS ?=
+STAMP   := $(VENV)/.installed
+
+.PHONY: install test reproduce bench tiny clean
+
+# torch goes first and pinned: a bare `torch` requirement would pull a multi-GB CUDA build.
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check "$(TORCH)"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	HF_HUB_OFFLINE=1 TRANSFORMERS_VERBOSITY=error $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+reproduce: $(STAMP)
+	TRANSFORMERS_VERBOSITY=error $(BIN)/act2i run --profile $(PROFILE) --run $(RUN)
+
+tiny: $(STAMP)
+	$(BIN)/act2i tiny
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,1 @@
+"""act2i: action depiction in text-to-image models."""

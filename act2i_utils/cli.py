@@ -1,0 +1,100 @@
+"""The `act2i` command.
+
+    act2i run --profile smoke --run smoke [--fresh] [--set generate.seeds=[42,43] ...]
+    act2i profile --profile paper [--set ...]      print the resolved profile
+    act2i tiny [NAME ...]                          build the tiny offline models now
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .errors import Act2iError
+
+
+def run_dir_for(run: str, runs_root: str = "runs") -> Path:
+    """`--run NAME` is a folder under `runs/`; a value with a slash is a path of its own."""
+    return Path(run) if ("/" in run or run.startswith(".")) else Path(runs_root) / run
+
+
+def _cmd_run(args) -> None:
+    from . import config as cfg
+    from .pipeline import stage_notebooks, run_notebooks
+    from .runs import open_run
+
+    overrides = cfg.parse_overrides(args.set)
+    run = open_run(run_dir_for(args.run, args.runs_root), args.profile, overrides, fresh=args.fresh)
+    notebooks = stage_notebooks(args.notebooks)
+    if args.only:
+        wanted = set(args.only)
+        notebooks = [nb for nb in notebooks if nb.name[:2] in wanted or nb.stem in wanted or nb.name in wanted]
+    if not notebooks:
+        raise Act2iError(f"No stage notebooks to run in {args.notebooks} (expected files named like 01_build_benchmark.ipynb).")
+    print(f"act2i: run {run.root} with profile '{run.config.name}' ({len(notebooks)} notebooks)")
+    run_notebooks(run, notebooks, profile=args.profile, overrides=overrides, progress=not args.quiet)
+    print(f"act2i: finished; outputs in {run.root}")
+
+
+def _cmd_profile(args) -> None:
+    from . import config as cfg
+
+    print(cfg.dump(cfg.load_profile(args.profile, args.set)), end="")
+
+
+def _cmd_tiny(args) -> None:
+    import time
+
+    from .tiny import BUILDERS, DESCRIPTIONS, tiny_path
+
+    for name in args.names or list(BUILDERS):
+        t0 = time.perf_counter()
+        path = tiny_path(name)
+        print(f"tiny:{name:<7} {time.perf_counter() - t0:5.2f} s  {path}  ({DESCRIPTIONS[name]})")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .pipeline import NOTEBOOKS
+
+    parser = argparse.ArgumentParser(prog="act2i", description="Study how text-to-image models depict actions.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the stage notebooks with papermill into runs/NAME")
+    run.add_argument("--profile", default="smoke", help="configs/<profile>.yaml or a path (default: smoke)")
+    run.add_argument("--run", default="smoke", help="run name under --runs-root, or a path (default: smoke)")
+    run.add_argument("--runs-root", default="runs", help="folder that holds runs (default: runs)")
+    run.add_argument("--fresh", action="store_true", help="delete the run directory first instead of resuming")
+    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a profile value, e.g. generate.seeds=[42,43] (repeatable)")
+    run.add_argument("--only", nargs="+", metavar="NB", help="run only these notebooks (e.g. 01 03)")
+    run.add_argument("--notebooks", default=str(NOTEBOOKS), help="folder of stage notebooks")
+    run.add_argument("--quiet", action="store_true", help="no per-cell progress bars")
+    run.set_defaults(func=_cmd_run)
+
+    prof = sub.add_parser("profile", help="print a profile after overrides, validated")
+    prof.add_argument("--profile", default="smoke")
+    prof.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    prof.set_defaults(func=_cmd_profile)
+
+    tiny = sub.add_parser("tiny", help="build the tiny offline models into $ACT2I_CACHE")
+    tiny.add_argument("names", nargs="*", help="which ones (default: all)")
+    tiny.set_defaults(func=_cmd_tiny)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except Act2iError as err:
+        print(f"act2i: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("act2i: interrupted; run the same command again to resume where it stopped.", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

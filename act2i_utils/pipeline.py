@@ -1,0 +1,107 @@
+"""Run the stage notebooks in order with papermill, into the run directory.
+
+Every notebook gets the same three parameters, `run_dir`, `profile` and `overrides`, and
+writes its executed copy to `runs/<name>/notebooks/`. A failing cell stops the pipeline with
+one sentence naming the notebook, the cell and the error; the executed notebook (with the
+traceback in it) stays behind for reading.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from .config import REPO_ROOT
+from .errors import NotebookError
+from .runs import Run, now
+from .tiny import cache_dir
+
+NOTEBOOKS = REPO_ROOT / "notebooks"
+INTERACTIVE = {"06_explore.ipynb"}  # needs a person at JupyterLab; executed by tests only
+
+
+def stage_notebooks(folder: str | Path = NOTEBOOKS, include_interactive: bool = False) -> list[Path]:
+    """The numbered stage notebooks (`NN_name.ipynb`) in `folder`, in run order."""
+    found = sorted(Path(folder).glob("[0-9][0-9]_*.ipynb"))
+    return [nb for nb in found if include_interactive or nb.name not in INTERACTIVE]
+
+
+def kernel_name() -> str:
+    """A Jupyter kernel that runs this very interpreter, whatever kernels the machine has."""
+    digest = hashlib.sha256(sys.executable.encode()).hexdigest()[:8]
+    name = f"act2i-{digest}"
+    root = cache_dir() / "jupyter"
+    spec_dir = root / "kernels" / name
+    spec = {
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": f"act2i ({sys.executable})",
+        "language": "python",
+    }
+    spec_file = spec_dir / "kernel.json"
+    if not spec_file.is_file() or json.loads(spec_file.read_text()) != spec:
+        spec_dir.mkdir(parents=True, exist_ok=True)
+        spec_file.write_text(json.dumps(spec, indent=1))
+    paths = os.environ.get("JUPYTER_PATH", "")
+    if str(root) not in paths.split(os.pathsep):
+        os.environ["JUPYTER_PATH"] = os.pathsep.join(p for p in (str(root), paths) if p)
+    return name
+
+
+def run_notebooks(
+    run: Run,
+    notebooks: list[Path],
+    *,
+    profile: str = "",
+    overrides: dict | None = None,
+    progress: bool = True,
+    log=print,
+) -> list[Path]:
+    """Execute `notebooks` in order against `run`; returns the executed copies' paths."""
+    import papermill as pm
+
+    params = {
+        "run_dir": str(run.root),
+        "profile": str(profile or ""),
+        "overrides": yaml.safe_dump(overrides, default_flow_style=True).strip() if overrides else "",
+    }
+    kernel = kernel_name()
+    run.notebooks.mkdir(parents=True, exist_ok=True)
+    written = []
+    for i, notebook in enumerate(notebooks, 1):
+        out = run.notebooks / notebook.name
+        log(f"[{i}/{len(notebooks)}] {notebook.name}")
+        started, t0 = now(), time.perf_counter()
+        try:
+            pm.execute_notebook(
+                str(notebook), str(out), parameters=params, kernel_name=kernel,
+                progress_bar=progress, cwd=str(Path.cwd()),
+            )
+        except pm.PapermillExecutionError as err:
+            _record(run, notebook.name, started, time.perf_counter() - t0, "failed")
+            raise NotebookError(
+                f"Notebook {notebook.name} failed at cell [{err.exec_count}] with {err.ename}: {_short(err.evalue)} "
+                f"(the executed notebook is {out})."
+            ) from None
+        seconds = time.perf_counter() - t0
+        _record(run, notebook.name, started, seconds, "done")
+        log(f"      done in {seconds:.1f} s -> {out}")
+        written.append(out)
+    return written
+
+
+def _short(text: str, limit: int = 300) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _record(run: Run, name: str, started: str, seconds: float, status: str) -> None:
+    with run.edit_provenance() as prov:
+        prov.setdefault("notebooks", {})[name] = {
+            "started": started, "ended": now(), "seconds": round(seconds, 2), "status": status,
+        }
