@@ -322,19 +322,28 @@ def parse_overrides(items: list[str] | dict | str | None) -> dict:
         if not isinstance(parsed, dict):
             raise ConfigError(f"Overrides must be a YAML mapping such as 'generate: {{steps: 4}}', got {items!r}.")
         return parsed
-    nested: dict = {}
+    flat = {}
     for item in items:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"Override '{item}' must look like key=value, e.g. generate.steps=4.")
-        value = yaml.safe_load(raw) if raw.strip() else None
+        flat[key.strip()] = yaml.safe_load(raw) if raw.strip() else None
+    return nest(flat)
+
+
+def nest(flat: dict, drop_none: bool = False) -> dict:
+    """`{"generate.steps": 4}` -> `{"generate": {"steps": 4}}`."""
+    nested: dict = {}
+    for key, value in flat.items():
+        if drop_none and value is None:
+            continue
         node = nested
-        parts = key.strip().split(".")
-        for part in parts[:-1]:
+        *parents, leaf = key.split(".")
+        for part in parents:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
-                raise ConfigError(f"Override '{item}' sets a key inside '{part}', which another override sets to a value.")
-        node[parts[-1]] = value
+                raise ConfigError(f"Override '{key}' sets a key inside '{part}', which another override sets to a value.")
+        node[leaf] = value
     return nested
 
 

@@ -123,15 +123,19 @@ def open_run(
     profile: str | Path | None = None,
     overrides: list[str] | dict | str | None = None,
     *,
+    params: dict | None = None,
     fresh: bool = False,
 ) -> Run:
     """Create or resume `run_dir` with `profile` plus `overrides`; returns the Run.
 
+    `params` are a notebook's own parameters as dotted keys (`{"benchmark.seed": 3}`); those
+    that are None are left to the profile, the others are applied on top of `overrides`.
     With no profile, the run's own config.yaml is used (the run must exist). When the resolved
     profile differs from the one the run was made with, config.yaml is updated and the change
     is logged in provenance.json under `config_changes`.
     """
     root = Path(run_dir).expanduser().resolve()
+    overrides = cfg.merge(cfg.parse_overrides(overrides), cfg.nest(params or {}, drop_none=True))
     if fresh:
         wipe_run(root)
     config_path = root / "config.yaml"

@@ -1,0 +1,1 @@
+"""Analysis: statistics and figures drawn from a run's tables."""

@@ -1,0 +1,160 @@
+"""Table schemas, loaders and exporters.
+
+The benchmark table keeps the published AcT2I schema, so the official prompt file loads as is:
+`id, base_prompt, animal1, animal2, action, rarity_label, emotional_valence, spatial_topology,
+temporal_extent, emotional_prompt, spatial_prompt, temporal_prompt` (all text; labels and
+enriched prompts may be empty).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from .errors import InputError
+from .fileio import atomic_path
+
+BENCHMARK_COLUMNS = [
+    "id", "base_prompt", "animal1", "animal2", "action", "rarity_label", "emotional_valence",
+    "spatial_topology", "temporal_extent", "emotional_prompt", "spatial_prompt", "temporal_prompt",
+]
+LABELS = {
+    "rarity_label": ("common", "plausible", "rare"),
+    "emotional_valence": ("aggressive", "defensive", "affiliative", "communicative"),
+    "spatial_topology": ("pursuit", "physical contact", "distant interaction"),
+    "temporal_extent": ("instantaneous", "extended"),
+}
+# The authors' code release: a JSON list with these keys (phrase = base prompt).
+CODE_RELEASE_COLUMNS = {
+    "id": "id", "animal1": "animal1", "animal2": "animal2", "action": "action", "phrase": "base_prompt",
+    "spatial": "spatial_prompt", "temporal": "temporal_prompt", "emotional": "emotional_prompt",
+}
+FORMATS = (".parquet", ".jsonl", ".json", ".csv")
+
+
+def read_benchmark(path: str | Path) -> pd.DataFrame:
+    """Load a prompt set from any supported file and return it in the published schema.
+
+    Accepts our exports and the published AcT2I set (Parquet, JSON lines, CSV), the authors'
+    code-release JSON list (`phrase`, `spatial`, `temporal`, `emotional`), and a user CSV
+    with only `base_prompt` (plus optional columns of the schema). Missing ids become
+    `p0001`, `p0002`, ... in row order. Bad input stops with one sentence naming the file,
+    the row (counted from 1, header excluded) and the field.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file; give the path of a .parquet, .jsonl, .json or .csv prompt set.")
+    frame = _read_any(path)
+    if "phrase" in frame.columns and "base_prompt" not in frame.columns:
+        frame = frame.rename(columns=CODE_RELEASE_COLUMNS)
+    return validate_benchmark(frame, path)
+
+
+def _read_any(path: Path) -> pd.DataFrame:
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".parquet":
+            return pd.read_parquet(path)
+        if suffix == ".csv":
+            return pd.read_csv(path, dtype=str, keep_default_na=False)
+        if suffix in (".jsonl", ".json"):
+            return _read_json(path)
+    except InputError:
+        raise
+    except Exception as err:  # noqa: BLE001 - a corrupt file becomes one sentence
+        raise InputError(f"{path}: could not be read as {suffix[1:]} ({type(err).__name__}: {_first_line(err)}).") from None
+    raise InputError(
+        f"{path}: unknown prompt-set format '{suffix or path.name}'; use .parquet, .jsonl, .json (a list of objects) or .csv."
+    )
+
+
+def _read_json(path: Path) -> pd.DataFrame:
+    text = path.read_text(encoding="utf-8")
+    stripped = text.lstrip()
+    if stripped.startswith("["):
+        try:
+            records = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise InputError(f"{path}: not valid JSON at line {err.lineno}, column {err.colno} ({err.msg}).") from None
+    else:
+        records = []
+        for number, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError as err:
+                raise InputError(f"{path}: line {number} is not valid JSON ({err.msg}); each line must hold one object.") from None
+    for i, record in enumerate(records, 1):
+        if not isinstance(record, dict):
+            raise InputError(f"{path}: row {i} is {type(record).__name__}, not an object with fields such as base_prompt.")
+    return pd.DataFrame.from_records(records)
+
+
+def validate_benchmark(frame: pd.DataFrame, source: str | Path = "benchmark") -> pd.DataFrame:
+    """Check a table against the published schema and return a clean copy (text columns, schema order)."""
+    if "base_prompt" not in frame.columns:
+        raise InputError(
+            f"{source}: no 'base_prompt' column (found: {', '.join(map(str, frame.columns)) or 'none'}); "
+            "a prompt set needs at least base_prompt (or phrase, as in the authors' code release)."
+        )
+    if len(frame) == 0:
+        raise InputError(f"{source}: the prompt set has no rows.")
+    columns = {}
+    for column in BENCHMARK_COLUMNS:
+        values = frame[column].tolist() if column in frame.columns else [None] * len(frame)
+        columns[column] = pd.Series([_text(v) for v in values], dtype=object)  # object keeps None as None
+    out = pd.DataFrame(columns)
+    if out["id"].isna().all():
+        out["id"] = pd.Series([f"p{i:04d}" for i in range(1, len(out) + 1)], dtype=object)
+    for i, row in enumerate(out.itertuples(index=False), 1):
+        if row.id is None:
+            raise InputError(f"{source}: row {i} has an empty 'id'; give every row an id or leave the column out.")
+        if row.base_prompt is None:
+            raise InputError(f"{source}: row {i} (id {row.id}) has an empty 'base_prompt'.")
+        for column, allowed in LABELS.items():
+            value = getattr(row, column)
+            if value is not None and value not in allowed:
+                raise InputError(
+                    f"{source}: row {i} (id {row.id}) has {column} '{value}'; expected one of {', '.join(allowed)} or empty."
+                )
+    dupes = out["id"][out["id"].duplicated(keep=False)]
+    if len(dupes):
+        first = dupes.iloc[0]
+        rows = [str(i + 1) for i in dupes.index[dupes == first]]
+        raise InputError(f"{source}: duplicate id '{first}' in rows {', '.join(rows)}; ids must be unique.")
+    return out
+
+
+def _text(value) -> str | None:
+    """Normalise a cell to stripped text, or None when empty or missing."""
+    if value is None:
+        return None
+    if isinstance(value, float) and value != value:  # NaN
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def export_benchmark(frame: pd.DataFrame, path: str | Path) -> Path:
+    """Write the benchmark as Parquet, JSON lines or CSV (by extension), atomically."""
+    path = Path(path)
+    frame = validate_benchmark(frame, path)
+    suffix = path.suffix.lower()
+    if suffix not in (".parquet", ".jsonl", ".csv"):
+        raise InputError(f"{path}: cannot export to '{suffix}'; use .parquet, .jsonl or .csv.")
+    with atomic_path(path) as tmp:
+        if suffix == ".parquet":
+            frame.to_parquet(tmp, index=False)
+        elif suffix == ".jsonl":
+            frame.to_json(tmp, orient="records", lines=True, force_ascii=False)
+        else:
+            frame.to_csv(tmp, index=False)
+    return path
+
+
+def _first_line(err: BaseException) -> str:
+    lines = [line for line in str(err).splitlines() if line.strip()]
+    return lines[0][:200] if lines else type(err).__name__
