@@ -68,8 +68,15 @@ def cache_dir() -> Path:
     return Path(os.environ.get("ACT2I_CACHE", "~/.cache/act2i")).expanduser()
 
 
-def _corpus_lines() -> list[str]:
-    return [line.strip() for line in _CORPUS.strip().splitlines() if line.strip()] * 4
+@functools.lru_cache(maxsize=None)
+def _corpus_lines() -> tuple[str, ...]:
+    """The built-in text plus act2i's own vocabulary (taxonomy and enrichment cue files), so the
+    tiny tokenizers split act2i's prompts into roughly as many tokens as real ones do."""
+    package = Path(__file__).parent
+    files = sorted(package.glob("benchmark/data/*/*")) + sorted(package.glob("enrich/data/*.yaml"))
+    text = _CORPUS + "\n".join(f.read_text(encoding="utf-8").replace(",", " , ").replace(";", " ") for f in files)
+    lines = [line.strip(" -#") for line in text.splitlines() if line.strip(" -#")]
+    return tuple(lines) * 4
 
 
 # --- tokenizers --------------------------------------------------------------------------
@@ -97,7 +104,7 @@ def _clip_vocab_and_merges() -> tuple[dict[str, int], tuple[tuple[str, str], ...
     bpe.normalizer = normalizers.Lowercase()
     bpe.pre_tokenizer = pre_tokenizers.Whitespace()
     trainer = trainers.BpeTrainer(
-        vocab_size=900, min_frequency=2, end_of_word_suffix="</w>", show_progress=False,
+        vocab_size=3000, min_frequency=2, end_of_word_suffix="</w>", show_progress=False,
         initial_alphabet=[c for c in "abcdefghijklmnopqrstuvwxyz"],
     )
     bpe.train_from_iterator(_corpus_lines(), trainer)
@@ -129,7 +136,7 @@ def _t5_pieces() -> tuple[tuple[str, float], ...]:
 
     sp = SentencePieceUnigramTokenizer()
     sp.train_from_iterator(
-        _corpus_lines(), vocab_size=400, special_tokens=["<pad>", "</s>", "<unk>"],
+        _corpus_lines(), vocab_size=1500, special_tokens=["<pad>", "</s>", "<unk>"],
         unk_token="<unk>", show_progress=False,
     )
     return tuple((piece, float(score)) for piece, score in json.loads(sp.to_str())["model"]["vocab"])
@@ -149,7 +156,7 @@ def _chat_bpe_json() -> str:
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     bpe.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=1000, min_frequency=2, show_progress=False,
+        vocab_size=2000, min_frequency=2, show_progress=False,
         special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<image>"],
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
     )
@@ -400,7 +407,7 @@ def _version(dist: str) -> str:
 
 def _cache_key(name: str) -> str:
     versions = [_version(d) for d in ("diffusers", "transformers", "tokenizers")]
-    blob = json.dumps([TINY_VERSION, name, versions, _CORPUS])
+    blob = json.dumps([TINY_VERSION, name, versions, _corpus_lines()])
     return hashlib.sha256(blob.encode()).hexdigest()[:10]
 
 

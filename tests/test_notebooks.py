@@ -15,7 +15,7 @@ ALL = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
 
 
 def test_there_are_stage_notebooks():
-    assert [nb.name for nb in ALL][:1] == ["01_build_benchmark.ipynb"]
+    assert [nb.name for nb in ALL][:2] == ["01_build_benchmark.ipynb", "02_enrich_prompts.ipynb"]
 
 
 @pytest.mark.parametrize("path", ALL, ids=lambda p: p.name)
@@ -40,6 +40,8 @@ def test_pipeline_runs_the_stage_notebooks(tmp_path, capsys):
     bench = pd.read_parquet(run_dir / "benchmark.parquet")
     assert len(bench) == 125
     assert (run_dir / "figures" / "benchmark_labels.png").is_file()
+    prompts = pd.read_parquet(run_dir / "prompts.parquet")
+    assert len(prompts) == 125 * 4 and (run_dir / "enrich_cache.jsonl").is_file()
     prov = json.loads((run_dir / "provenance.json").read_text())
     assert prov["stages"]["benchmark"]["status"] == "done"
 

@@ -1,0 +1,70 @@
+"""The enrichment cache: every model answer, keyed on everything that shapes it.
+
+The key covers the backend, the model, the dimension's instruction text, the base prompt,
+the sampling settings, the sample index and the attempt number, so a rerun makes no model
+call and any change to one of them asks anew. Answers are appended to a JSON-lines file
+in the run directory after each batch and fsynced: an interruption loses at most the batch
+in flight; a half-written last line is ignored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+
+def cache_key(**parts) -> str:
+    blob = json.dumps(parts, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+class AnswerCache:
+    """Append-only JSON lines of {"key": ..., "raw": ...}; loaded into memory on open.
+
+    With `path=None` the cache lives in memory only.
+    """
+
+    def __init__(self, path: str | Path | None):
+        self.path = Path(path) if path is not None else None
+        self.answers: dict[str, str] = {}
+        if self.path is not None and self.path.is_file():
+            with open(self.path, encoding="utf-8") as fh:
+                for line in fh:
+                    try:
+                        record = json.loads(line)
+                    except json.JSONDecodeError:
+                        continue  # a line cut short by an interruption
+                    self.answers[record["key"]] = record["raw"]
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.answers
+
+    def __len__(self) -> int:
+        return len(self.answers)
+
+    def get(self, key: str) -> str | None:
+        return self.answers.get(key)
+
+    def add_many(self, items: list[tuple[str, str]]) -> None:
+        """Record a batch of (key, raw answer) durably."""
+        if not items:
+            return
+        if self.path is None:
+            self.answers.update(items)
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        lines = "".join(json.dumps({"key": k, "raw": raw}, ensure_ascii=False) + "\n" for k, raw in items)
+        with open(self.path, "a", encoding="utf-8") as fh:
+            if fh.tell() and not self._ends_with_newline():
+                fh.write("\n")  # seal a line an earlier crash left unfinished
+            fh.write(lines)
+            fh.flush()
+            os.fsync(fh.fileno())
+        self.answers.update(items)
+
+    def _ends_with_newline(self) -> bool:
+        with open(self.path, "rb") as fh:
+            fh.seek(-1, os.SEEK_END)
+            return fh.read(1) == b"\n"

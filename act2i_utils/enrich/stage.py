@@ -1,0 +1,183 @@
+"""The enrich-prompts stage: every (prompt, dimension, sample) rewritten, checked and cached.
+
+Writes `prompts.parquet` (one row per id, variant and sample; variant `base` is the original
+prompt) and `benchmark_enriched.parquet` (the published schema with the spatial, emotional
+and temporal columns filled from sample 0).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from ..fileio import write_parquet
+from ..schema import validate_benchmark
+from .backends import OpenAIBackend, Request, TransformersBackend, request_seed
+from .cache import AnswerCache, cache_key
+from .checks import badness, check, clean
+from .dimensions import STANDARD, dimension_hash, instruction
+from .kb import KnowledgeBaseBackend
+
+PROMPT_COLUMNS = ["id", "variant", "sample", "text", "backend", "model", "dimension_hash", "flags", "attempts", "raw"]
+
+
+def make_backend(cfg, *, device: str = "cpu", agents: str = "animals", run=None):
+    """The backend named by the profile's `enrich` section."""
+    if cfg.backend == "kb":
+        return KnowledgeBaseBackend(agents)
+    sampling = dict(temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens)
+    if cfg.backend == "transformers":
+        return TransformersBackend(cfg.model, dtype=cfg.dtype, device_map=cfg.device_map, device=device, run=run, **sampling)
+    return OpenAIBackend(cfg.model, base_url=cfg.base_url, api_key_env=cfg.api_key_env, concurrency=cfg.concurrency,
+                         timeout_s=cfg.timeout_s, **sampling)
+
+
+@dataclass
+class Job:
+    """One rewrite to make: a prompt, a dimension and a sample, with its attempts so far."""
+
+    row: dict
+    dimension: str
+    sample: int
+    instruction: str
+    attempts: list[tuple[str, str, list[str]]] = field(default_factory=list)  # (raw, cleaned, flags)
+
+    def best(self) -> tuple[str, str, list[str]]:
+        return min(self.attempts, key=lambda a: badness(a[2]))  # min keeps the earliest among equals
+
+
+def enrich(table: pd.DataFrame, backend, *, dimensions: list[str], custom: dict | None = None, n_samples: int = 1,
+           seed: int = 0, max_retries: int = 2, batch_size: int = 8, cache: AnswerCache | None = None,
+           budget=None, progress: bool = True) -> pd.DataFrame:
+    """Rewrite every prompt of `table` along each dimension; returns the prompts table.
+
+    Each rewrite is cleaned and checked; a flagged one is retried (a new attempt, new seed)
+    up to `max_retries` times, then the best attempt is kept with its flags.
+    """
+    from tqdm.auto import tqdm
+
+    cache = cache if cache is not None else AnswerCache(None)
+    rows = table.to_dict("records")
+    jobs = [Job(row, dim, s, instruction(dim, custom)) for dim in dimensions for row in rows for s in range(n_samples)]
+    settings = {**backend.settings(), "seed": seed}
+    bar = tqdm(total=len(jobs), desc=f"enrich ({backend.name})", disable=not progress, unit="rewrite")
+    pending = jobs
+    for attempt in range(max_retries + 1):
+        requests = [_request(job, attempt, seed) for job in pending]
+        keys = [cache_key(backend=backend.name, model=backend.model_ref, instruction=r.instruction,
+                          base_prompt=r.base_prompt, settings=settings, sample=r.sample, attempt=attempt,
+                          agents=[r.animal1, r.animal2], action=r.action) for r in requests]
+        missing = [i for i, k in enumerate(keys) if k not in cache]
+        for start in range(0, len(missing), batch_size):
+            chunk = missing[start:start + batch_size]
+            answers = backend.generate([requests[i] for i in chunk])
+            cache.add_many([(keys[i], answer) for i, answer in zip(chunk, answers)])
+        retry = []
+        for job, key in zip(pending, keys):
+            raw = cache.get(key)
+            text = clean(raw)
+            flags = check(text, job.row["base_prompt"], (job.row.get("animal1"), job.row.get("animal2")), budget)
+            job.attempts.append((raw, text, flags))
+            if flags and attempt < max_retries:
+                retry.append(job)
+            else:
+                bar.update()
+        pending = retry
+        if not pending:
+            break
+    bar.close()
+    return _prompts_table(rows, jobs, backend, n_samples)
+
+
+def _request(job: Job, attempt: int, seed: int) -> Request:
+    row = job.row
+    return Request(
+        id=row["id"], base_prompt=row["base_prompt"], animal1=row.get("animal1"), animal2=row.get("animal2"),
+        action=row.get("action"), dimension=job.dimension, instruction=job.instruction, sample=job.sample,
+        attempt=attempt, seed=request_seed(seed, row["id"], row["base_prompt"], job.dimension, job.sample, attempt),
+    )
+
+
+def _prompts_table(rows: list[dict], jobs: list[Job], backend, n_samples: int) -> pd.DataFrame:
+    records = [
+        {"id": row["id"], "variant": "base", "sample": s, "text": row["base_prompt"], "backend": "", "model": "",
+         "dimension_hash": "", "flags": "", "attempts": 0, "raw": ""}
+        for row in rows for s in range(n_samples)
+    ]
+    for job in jobs:
+        raw, text, flags = job.best()
+        records.append({
+            "id": job.row["id"], "variant": job.dimension, "sample": job.sample, "text": text,
+            "backend": backend.name, "model": backend.model_ref, "dimension_hash": dimension_hash(job.instruction),
+            "flags": ",".join(flags), "attempts": len(job.attempts), "raw": raw,
+        })
+    return pd.DataFrame(records, columns=PROMPT_COLUMNS)
+
+
+def fill_published(table: pd.DataFrame, prompts: pd.DataFrame) -> pd.DataFrame:
+    """The benchmark with its spatial, emotional and temporal prompt columns filled from sample 0."""
+    out = table.copy()
+    first = prompts[prompts["sample"] == 0].set_index(["id", "variant"])["text"]
+    for dim in STANDARD:
+        column = f"{dim}_prompt"
+        out[column] = [first.get((i, dim), current) for i, current in zip(out["id"], out[column])]
+    return validate_benchmark(out, "benchmark_enriched")
+
+
+def run(run, progress: bool = True) -> pd.DataFrame:
+    """Enrich the run's benchmark with the profile's backend; writes prompts.parquet.
+
+    Example:
+        >>> from act2i_utils import benchmark, enrich
+        >>> run = open_run("runs/demo", "smoke"); benchmark.run(run)
+        >>> prompts = enrich.run(run)
+    """
+    from ..errors import InputError
+    from ..runs import resolve_device
+    from .budget import budget_for_models
+
+    cfg = run.config.enrich
+    bench_path = run.path("benchmark.parquet")
+    if not bench_path.is_file():
+        raise InputError(f"{bench_path} does not exist; run the build-benchmark stage (notebook 01) first.")
+    table = pd.read_parquet(bench_path)
+    with run.stage("enrich"):
+        backend = make_backend(cfg, device=resolve_device(run.config.device), agents=run.config.benchmark.agents, run=run)
+        budget = budget_for_models(run.config.generate.models)
+        prompts = enrich(
+            table, backend, dimensions=cfg.dimensions, custom=cfg.custom_dimensions, n_samples=cfg.n_samples,
+            seed=cfg.seed, max_retries=cfg.max_retries, batch_size=cfg.batch_size,
+            cache=AnswerCache(run.path("enrich_cache.jsonl")), budget=budget, progress=progress,
+        )
+        write_parquet(run.path("prompts.parquet"), prompts)
+        write_parquet(run.path("benchmark_enriched.parquet"), fill_published(table, prompts))
+    return prompts
+
+
+def flagged(prompts: pd.DataFrame) -> pd.DataFrame:
+    """The rewrites kept with a flag, for review."""
+    return prompts[prompts["flags"] != ""][["id", "variant", "sample", "flags", "attempts", "text"]]
+
+
+def side_by_side(prompts: pd.DataFrame, n: int = 5, sample: int = 0) -> pd.DataFrame:
+    """A few prompts with their variants as columns."""
+    part = prompts[prompts["sample"] == sample]
+    ids = list(dict.fromkeys(part["id"]))[:n]
+    wide = part[part["id"].isin(ids)].pivot(index="id", columns="variant", values="text")
+    order = ["base"] + [v for v in dict.fromkeys(part["variant"]) if v != "base"]
+    return wide.loc[ids, order]
+
+
+def length_stats(prompts: pd.DataFrame, budget=None) -> pd.DataFrame:
+    """Words (and CLIP tokens, share over 77) per variant."""
+    frame = prompts[["variant", "text"]].copy()
+    frame["words"] = frame["text"].str.split().str.len()
+    aggregations = {"prompts": ("text", "size"), "mean_words": ("words", "mean"), "max_words": ("words", "max")}
+    if budget is not None and budget.encoders:
+        frame["clip_tokens"] = [budget.clip_tokens(t) for t in frame["text"]]
+        frame["over_budget"] = [budget.too_long(t) for t in frame["text"]]
+        aggregations.update(mean_tokens=("clip_tokens", "mean"), max_tokens=("clip_tokens", "max"),
+                            share_over_budget=("over_budget", "mean"))
+    stats = frame.groupby("variant", sort=False).agg(**aggregations)
+    return stats.round(2)
