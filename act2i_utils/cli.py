@@ -3,6 +3,9 @@
     act2i run --profile smoke --run smoke [--fresh] [--set generate.seeds=[42,43] ...]
     act2i profile --profile paper [--set ...]      print the resolved profile
     act2i tiny [NAME ...]                          build the tiny offline models now
+    act2i generate --run runs/NAME                 the generate stage alone; with many GPUs:
+        accelerate launch --num_processes 4 -m act2i_utils.cli generate --run runs/NAME
+    act2i import-images --run runs/NAME --folder DIR --mapping files.csv
 """
 
 from __future__ import annotations
@@ -35,6 +38,27 @@ def _cmd_run(args) -> None:
     print(f"act2i: run {run.root} with profile '{run.config.name}' ({len(notebooks)} notebooks)")
     run_notebooks(run, notebooks, profile=args.profile, overrides=overrides, progress=not args.quiet)
     print(f"act2i: finished; outputs in {run.root}")
+
+
+def _open(args):
+    from .runs import open_run
+
+    return open_run(run_dir_for(args.run, args.runs_root), args.profile or None, args.set)
+
+
+def _cmd_generate(args) -> None:
+    from . import generate
+
+    manifest = generate.run(_open(args), progress=not args.quiet)
+    if manifest is not None:
+        print(f"act2i: {len(manifest)} images in the manifest")
+
+
+def _cmd_import_images(args) -> None:
+    from . import generate
+
+    manifest = generate.import_images(_open(args), args.folder, args.mapping)
+    print(f"act2i: {len(manifest)} images in the manifest")
 
 
 def _cmd_profile(args) -> None:
@@ -71,6 +95,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--notebooks", default=str(NOTEBOOKS), help="folder of stage notebooks")
     run.add_argument("--quiet", action="store_true", help="no per-cell progress bars")
     run.set_defaults(func=_cmd_run)
+
+    gen = sub.add_parser("generate", help="run the generate stage alone (use under `accelerate launch` for many GPUs)")
+    imp = sub.add_parser("import-images", help="add images made elsewhere to a run's layout and manifest")
+    for p in (gen, imp):
+        p.add_argument("--run", required=True, help="run name under --runs-root, or a path")
+        p.add_argument("--runs-root", default="runs")
+        p.add_argument("--profile", default="", help="profile to (re)apply; default: the run's config.yaml")
+        p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    gen.add_argument("--quiet", action="store_true", help="no progress bars")
+    gen.set_defaults(func=_cmd_generate)
+    imp.add_argument("--folder", required=True, help="folder holding the images")
+    imp.add_argument("--mapping", required=True, help="CSV: file, model, variant, id, seed [, prompt]")
+    imp.set_defaults(func=_cmd_import_images)
 
     prof = sub.add_parser("profile", help="print a profile after overrides, validated")
     prof.add_argument("--profile", default="smoke")

@@ -135,16 +135,19 @@ def load_model(
 @contextlib.contextmanager
 def _quiet_loading():
     """Hide the per-load progress bars and torchvision-fallback notices of the HF libraries."""
+    from diffusers.utils import logging as diffusers_logging
     from transformers.utils import logging as hf_logging
 
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
+    diffusers_logging.disable_progress_bar()
     try:
         yield
     finally:
         hf_logging.set_verbosity(verbosity)
         hf_logging.enable_progress_bar()
+        diffusers_logging.enable_progress_bar()
 
 
 def _chain(err: BaseException):

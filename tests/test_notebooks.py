@@ -15,7 +15,7 @@ ALL = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
 
 
 def test_there_are_stage_notebooks():
-    assert [nb.name for nb in ALL][:2] == ["01_build_benchmark.ipynb", "02_enrich_prompts.ipynb"]
+    assert [nb.name for nb in ALL][:3] == ["01_build_benchmark.ipynb", "02_enrich_prompts.ipynb", "03_generate_images.ipynb"]
 
 
 @pytest.mark.parametrize("path", ALL, ids=lambda p: p.name)
@@ -42,6 +42,9 @@ def test_pipeline_runs_the_stage_notebooks(tmp_path, capsys):
     assert (run_dir / "figures" / "benchmark_labels.png").is_file()
     prompts = pd.read_parquet(run_dir / "prompts.parquet")
     assert len(prompts) == 125 * 4 and (run_dir / "enrich_cache.jsonl").is_file()
+    manifest = pd.read_parquet(run_dir / "images" / "manifest.parquet")
+    assert len(manifest) == 125 * 4 and all((run_dir / p).is_file() for p in manifest["path"])
+    assert (run_dir / "figures" / "qualitative_grid.pdf").is_file()
     prov = json.loads((run_dir / "provenance.json").read_text())
     assert prov["stages"]["benchmark"]["status"] == "done"
 

@@ -59,7 +59,7 @@ def save_figure(fig, stem: str | Path, *, random_weights: bool = False) -> list[
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     if random_weights:
-        fig.text(0.99, 0.01, RANDOM_WEIGHTS_NOTE, ha="right", va="bottom", fontsize=6, color="#D55E00", alpha=0.9)
+        fig.text(0.5, 1.0, RANDOM_WEIGHTS_NOTE, ha="center", va="bottom", fontsize=7, color="#D55E00")
     written = []
     for suffix in (".png", ".pdf"):
         path = stem.with_suffix(suffix)
@@ -68,3 +68,49 @@ def save_figure(fig, stem: str | Path, *, random_weights: bool = False) -> list[
         written.append(path)
     plt.close(fig)
     return written
+
+
+VARIANT_TITLES = {"base": "Original", "spatial": "Spatial", "emotional": "Emotional", "temporal": "Temporal",
+                  "combined": "Combined"}
+
+
+def qualitative_grid(manifest: pd.DataFrame, run_root: str | Path, *, model: str, seed: int, ids: list[str],
+                     variants: list[str] | None = None, width: float = FULL_WIDTH):
+    """Rows are prompts, columns are variants (Original, Spatial, ...), as in the paper's figures.
+
+    Each row is labelled with its base prompt; a missing image leaves an empty, labelled cell.
+    """
+    import textwrap
+
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    part = manifest[(manifest["model"] == model) & (manifest["seed"] == seed) & manifest["id"].isin(ids)]
+    variants = variants or list(dict.fromkeys(part["variant"]))
+    cells = {(r.id, r.variant): r.path for r in part.itertuples()}
+    base_text = {r.id: r.prompt for r in part[part["variant"] == "base"].itertuples()}
+    n_rows, n_cols = len(ids), len(variants)
+    cell = width / (n_cols + 0.9)
+    with plt.rc_context(style()):
+        fig, axes = plt.subplots(n_rows, n_cols, figsize=(width, cell * n_rows + 0.4), squeeze=False)
+        for r, prompt_id in enumerate(ids):
+            for c, variant in enumerate(variants):
+                ax = axes[r][c]
+                ax.set_xticks([])
+                ax.set_yticks([])
+                for spine in ax.spines.values():
+                    spine.set_visible(False)
+                path = cells.get((prompt_id, variant))
+                if path:
+                    with Image.open(Path(run_root) / path) as img:
+                        ax.imshow(img.convert("RGB"))
+                else:
+                    ax.text(0.5, 0.5, "missing", ha="center", va="center", fontsize=6, color="#888888")
+                if r == 0:
+                    ax.set_title(VARIANT_TITLES.get(variant, variant.title()), fontsize=8, fontweight="bold")
+                if c == 0:
+                    label = base_text.get(prompt_id, prompt_id)
+                    ax.set_ylabel("\n".join(textwrap.wrap(label, 22)), fontsize=6, rotation=0, ha="right", va="center")
+        fig.suptitle(f"{model}, seed {seed}", fontsize=8)
+        fig.tight_layout()
+    return fig

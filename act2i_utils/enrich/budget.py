@@ -50,25 +50,26 @@ def budget_for_models(models) -> TokenBudget:
     """Load the tokenizers of each T2I model (profile entries); unloadable ones are skipped with a warning."""
     from transformers import AutoTokenizer
 
-    from ..config import model_label
     from ..errors import ModelLoadError
+    from ..generate.registry import resolve_spec
     from ..models import load_model
 
     encoders, seen = [], set()
     for entry in models:
+        spec = resolve_spec(entry)
         for sub in SUBFOLDERS:
             try:
-                tok = load_model(entry.model, AutoTokenizer.from_pretrained, what="tokenizer", subfolder=sub)
+                tok = load_model(spec.id, AutoTokenizer.from_pretrained, what="tokenizer", subfolder=sub)
             except ModelLoadError as err:
                 if sub == "tokenizer":
-                    warnings.warn(f"Token budget of {entry.model} not checked: {err}", stacklevel=2)
+                    warnings.warn(f"Token budget of {spec.id} not checked: {err}", stacklevel=2)
                 break  # pipelines number their tokenizers without gaps
             is_clip = "clip" in type(tok).__name__.lower()
-            limit = 77 if is_clip else (entry.max_sequence_length or min(tok.model_max_length, T5_DEFAULT_LIMIT))
+            limit = 77 if is_clip else (spec.max_sequence_length or min(tok.model_max_length, T5_DEFAULT_LIMIT))
             kind = "CLIP" if is_clip else type(tok).__name__.replace("TokenizerFast", "").replace("Tokenizer", "")
             key = (type(tok).__name__, len(tok), limit)
             if key in seen:  # SD3's two CLIP tokenizers are the same: count once
                 continue
             seen.add(key)
-            encoders.append(Encoder(f"{model_label(entry)}/{sub} ({kind})", tok, limit))
+            encoders.append(Encoder(f"{spec.label}/{sub} ({kind})", tok, limit))
     return TokenBudget(encoders)

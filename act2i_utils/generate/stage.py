@@ -1,0 +1,266 @@
+"""The generate-images stage: one image per (model, variant, prompt, seed), resumable, sharded.
+
+Work is planned the same way in every process: jobs in a fixed order (model, variant, prompt,
+seed), cut into batches, and batch k goes to process k mod N. A sharded run therefore makes
+exactly the batches a single process would, and no image twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import json
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from ..errors import Act2iError, InputError
+from ..runs import now, package_versions
+from .manifest import (
+    KEY, append_rows, image_relpath, is_valid_png, merge_manifest, prompt_hash, read_manifest, save_png,
+)
+from .pipelines import call_kwargs, generate_images, is_out_of_memory, load_pipeline
+from .registry import ModelSpec, resolve_spec
+
+
+@dataclass(frozen=True)
+class Job:
+    model: str
+    variant: str
+    id: str
+    seed: int
+    prompt: str
+
+    @property
+    def key(self) -> tuple:
+        return (self.model, self.variant, self.id, self.seed)
+
+    @property
+    def relpath(self) -> str:
+        return image_relpath(self.model, self.variant, self.id, self.seed)
+
+
+def read_prompts(run_root: Path) -> pd.DataFrame:
+    path = run_root / "prompts.parquet"
+    if not path.is_file():
+        raise InputError(f"{path} does not exist; run the enrich-prompts stage (notebook 02) first.")
+    return pd.read_parquet(path)
+
+
+def plan_jobs(prompts: pd.DataFrame, specs: list[ModelSpec], variants: list[str], seeds: list[int]) -> list[Job]:
+    """Every image to make, in a fixed order; the prompt text of sample 0 of each variant."""
+    first = prompts[prompts["sample"] == 0]
+    have = list(dict.fromkeys(first["variant"]))
+    for variant in variants:
+        if variant not in have:
+            raise InputError(
+                f"Variant '{variant}' is not in prompts.parquet (it has {', '.join(have)}); enrich with that "
+                "dimension first or remove it from generate.variants."
+            )
+    text = first.set_index(["id", "variant"])["text"]
+    ids = list(dict.fromkeys(first["id"]))
+    return [Job(spec.label, variant, i, int(seed), text[(i, variant)])
+            for spec in specs for variant in variants for i in ids for seed in seeds]
+
+
+def make_batches(jobs: list[Job], batch_size: int) -> list[list[Job]]:
+    """Consecutive jobs of one model and variant, at most `batch_size` each."""
+    batches, current = [], []
+    for job in jobs:
+        if current and (len(current) == batch_size or (job.model, job.variant) != (current[0].model, current[0].variant)):
+            batches.append(current)
+            current = []
+        current.append(job)
+    if current:
+        batches.append(current)
+    return batches
+
+
+def shard(batches: list[list[Job]], rank: int, world: int) -> list[list[Job]]:
+    return batches[rank::world]
+
+
+def is_done(job: Job, spec: ModelSpec, record: dict | None, run_root: Path) -> bool:
+    """An image counts as made when its file is intact and was made from this prompt and these settings."""
+    if record is None or record.get("prompt_hash") != prompt_hash(job.prompt):
+        return False
+    if record.get("source") != "imported":
+        settings = spec.settings()
+        recorded = {k: record.get(k) for k in ("model_id", "steps", "guidance", "dtype")}
+        if recorded != {k: settings[k] for k in recorded}:
+            return False
+    return is_valid_png(run_root / record["path"])
+
+
+def _distributed():
+    """(rank, world, device, barrier, is_main) from Accelerate, or a single process."""
+    try:
+        from accelerate import PartialState
+    except ImportError:  # pragma: no cover - accelerate is a dependency
+        return 0, 1, None, lambda: None, True
+    state = PartialState()
+    return state.process_index, state.num_processes, state.device, state.wait_for_everyone, state.is_main_process
+
+
+def run(run, progress: bool = True) -> pd.DataFrame:
+    """Generate every missing image of the run; returns the merged manifest.
+
+    Example:
+        >>> manifest = generate.run(open_run("runs/demo", "smoke"))
+        >>> manifest[["model", "variant", "id", "seed", "path"]].head()
+    Run on several GPUs with `accelerate launch -m act2i_utils.cli generate --run runs/demo`.
+    """
+    from ..runs import resolve_device
+
+    cfg = run.config.generate
+    rank, world, acc_device, barrier, is_main = _distributed()
+    device = resolve_device(run.config.device) if world == 1 else str(acc_device)
+    specs = [resolve_spec(m) for m in cfg.models]
+    jobs = plan_jobs(read_prompts(run.root), specs, cfg.variants, cfg.seeds)
+    _check_writable(run.root / "images")
+    records = {tuple(r[k] for k in KEY): r for r in read_manifest(run.root).to_dict("records")}
+    by_label = {s.label: s for s in specs}
+    todo = [j for j in jobs if not is_done(j, by_label[j.model], records.get(j.key), run.root)]
+    barrier()  # every process has planned from the same files before any image is written
+    stage = run.stage("generate") if is_main else contextlib.nullcontext()
+    with stage:
+        for spec in specs:
+            mine = shard(make_batches([j for j in todo if j.model == spec.label], cfg.batch_size), rank, world)
+            if mine:
+                _generate_model(run, spec, mine, device, cfg, part=f"rank{rank}", progress=progress and is_main)
+        barrier()
+        manifest = merge_manifest(run.root) if is_main else None
+    barrier()
+    return manifest if manifest is not None else read_manifest(run.root)
+
+
+def _check_writable(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-test-{time.monotonic_ns()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise Act2iError(f"Cannot write images to {folder} ({err.strerror}); choose a run directory you can write to.") from None
+
+
+def _generate_model(run, spec: ModelSpec, batches: list[list[Job]], device: str, cfg, part: str, progress: bool) -> None:
+    from tqdm.auto import tqdm
+
+    pipe = load_pipeline(spec, device=device, options=cfg, run=run)
+    kwargs = call_kwargs(pipe, spec)
+    versions = json.dumps(package_versions(("torch", "diffusers", "transformers", "act2i")), sort_keys=True)
+    size = {"batch": cfg.batch_size}
+    groups: dict[str, list[list[Job]]] = {}
+    for batch in batches:
+        groups.setdefault(batch[0].variant, []).append(batch)
+    try:
+        for variant, variant_batches in groups.items():
+            total = sum(len(b) for b in variant_batches)
+            with tqdm(total=total, desc=f"{spec.label} / {variant}", unit="img", disable=not progress) as bar:
+                for batch in variant_batches:
+                    for chunk, images, seconds in _run_batch(pipe, batch, kwargs, size):
+                        rows = [_save(run.root, job, image, spec, seconds / len(chunk), versions)
+                                for job, image in zip(chunk, images)]
+                        append_rows(run.root, part, rows)
+                        bar.update(len(chunk))
+    finally:
+        del pipe
+        gc.collect()
+        _empty_cuda_cache()
+
+
+def _run_batch(pipe, batch: list[Job], kwargs: dict, size: dict):
+    """Yield (jobs, images, seconds) for `batch`; on out-of-memory halve the batch size and go on."""
+    start = 0
+    while start < len(batch):
+        chunk = batch[start:start + size["batch"]]
+        t0 = time.perf_counter()
+        try:
+            images = generate_images(pipe, [j.prompt for j in chunk], [j.seed for j in chunk], kwargs)
+        except Exception as err:  # noqa: BLE001 - only out-of-memory is handled here
+            if not is_out_of_memory(err):
+                raise
+            _empty_cuda_cache()
+            if size["batch"] == 1:
+                raise Act2iError(
+                    "Out of memory even at batch size 1; set generate.cpu_offload, generate.vae_tiling "
+                    "or a smaller height and width in the profile."
+                ) from None
+            size["batch"] //= 2
+            warnings.warn(f"Out of memory: batch size lowered to {size['batch']} for the rest of this run.", stacklevel=2)
+            continue
+        yield chunk, images, time.perf_counter() - t0
+        start += len(chunk)
+
+
+def _save(root: Path, job: Job, image, spec: ModelSpec, seconds: float, versions: str) -> dict:
+    settings = spec.settings()
+    meta = {"model": job.model, "variant": job.variant, "id": job.id, "seed": job.seed, "prompt": job.prompt, **settings}
+    save_png(image, root / job.relpath, meta)
+    return {
+        "model": job.model, "variant": job.variant, "id": job.id, "seed": job.seed, "prompt": job.prompt,
+        "prompt_hash": prompt_hash(job.prompt), "path": job.relpath, "width": image.width, "height": image.height,
+        "steps": spec.steps, "guidance": spec.guidance, "model_id": spec.id, "dtype": spec.dtype,
+        "seconds": round(seconds, 4), "source": "generated", "versions": versions, "created": now(),
+    }
+
+
+def _empty_cuda_cache() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def import_images(run, folder: str | Path, mapping: str | Path) -> pd.DataFrame:
+    """Bring images made elsewhere into the run's layout and manifest.
+
+    `mapping` is a CSV with columns file, model, variant, id, seed (and optionally prompt);
+    `file` is relative to `folder`. The prompt text defaults to the run's prompts.parquet.
+    """
+    from PIL import Image
+
+    folder, mapping = Path(folder), Path(mapping)
+    try:
+        table = pd.read_csv(mapping, dtype=str, keep_default_na=False)
+    except (OSError, pd.errors.ParserError) as err:
+        raise InputError(f"{mapping}: could not be read as CSV ({err}).") from None
+    needed = ["file", "model", "variant", "id", "seed"]
+    missing = [c for c in needed if c not in table.columns]
+    if missing:
+        raise InputError(f"{mapping}: missing column(s) {', '.join(missing)}; expected file, model, variant, id, seed [, prompt].")
+    prompts = read_prompts(run.root) if (run.root / "prompts.parquet").is_file() else None
+    texts = prompts[prompts["sample"] == 0].set_index(["id", "variant"])["text"] if prompts is not None else {}
+    versions = json.dumps(package_versions(("act2i",)))
+    rows, seen = [], set()
+    for number, row in enumerate(table.to_dict("records"), 1):
+        where = f"{mapping}: row {number}"
+        if not row["seed"].strip().lstrip("-").isdigit():
+            raise InputError(f"{where}: seed must be an integer, got '{row['seed']}'.")
+        job_key = (row["model"], row["variant"], row["id"], int(row["seed"]))
+        if job_key in seen:
+            raise InputError(f"{where}: the image {job_key} appears twice.")
+        seen.add(job_key)
+        prompt = (row.get("prompt") or "").strip() or texts.get((row["id"], row["variant"]))
+        if not prompt:
+            raise InputError(f"{where}: no prompt for id '{row['id']}' variant '{row['variant']}'; add a prompt column or run the enrich stage first.")
+        source = folder / row["file"]
+        try:
+            with Image.open(source) as img:
+                image = img.convert("RGB")
+        except (OSError, ValueError) as err:
+            raise InputError(f"{where}: cannot read image {source} ({type(err).__name__}); check the file name.") from None
+        job = Job(row["model"], row["variant"], row["id"], int(row["seed"]), prompt)
+        save_png(image, run.root / job.relpath, {**dict(zip(KEY, job.key)), "prompt": prompt, "source": "imported", "original": str(source)})
+        rows.append({
+            "model": job.model, "variant": job.variant, "id": job.id, "seed": job.seed, "prompt": prompt,
+            "prompt_hash": prompt_hash(prompt), "path": job.relpath, "width": image.width, "height": image.height,
+            "steps": None, "guidance": None, "model_id": "external", "dtype": None, "seconds": None,
+            "source": "imported", "versions": versions, "created": now(),
+        })
+    append_rows(run.root, "import", rows)
+    return merge_manifest(run.root)
