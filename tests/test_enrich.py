@@ -9,7 +9,7 @@ from act2i_utils.benchmark import build_benchmark
 from act2i_utils.enrich import enrich, flagged, length_stats, side_by_side
 from act2i_utils.enrich.backends import RowSampler, TransformersBackend
 from act2i_utils.enrich.budget import budget_for_models
-from act2i_utils.enrich.cache import AnswerCache
+from act2i_utils.cache import JsonlCache
 from act2i_utils.enrich.checks import mentions
 from act2i_utils.enrich.kb import KnowledgeBaseBackend
 from act2i_utils.errors import ConfigError
@@ -105,15 +105,15 @@ def test_cache_makes_reruns_free_and_resumes_after_interruption(tmp_path, table)
     path = tmp_path / "cache.jsonl"
     broken = CountingBackend(fail_after=2)
     with pytest.raises(KeyboardInterrupt):
-        enrich(small, broken, dimensions=DIMS, batch_size=4, cache=AnswerCache(path), progress=False)
-    assert broken.calls == 8 and len(AnswerCache(path)) == 8  # two whole batches were kept
+        enrich(small, broken, dimensions=DIMS, batch_size=4, cache=JsonlCache(path), progress=False)
+    assert broken.calls == 8 and len(JsonlCache(path)) == 8  # two whole batches were kept
     with open(path, "a") as fh:
         fh.write('{"key": "half-writ')  # a line cut by a crash
     resumed = CountingBackend()
-    first = enrich(small, resumed, dimensions=DIMS, batch_size=4, cache=AnswerCache(path), progress=False)
+    first = enrich(small, resumed, dimensions=DIMS, batch_size=4, cache=JsonlCache(path), progress=False)
     assert resumed.calls == 30 - 8
     again = CountingBackend()
-    second = enrich(small, again, dimensions=DIMS, batch_size=4, cache=AnswerCache(path), progress=False)
+    second = enrich(small, again, dimensions=DIMS, batch_size=4, cache=JsonlCache(path), progress=False)
     assert again.calls == 0
     pd.testing.assert_frame_equal(first, second)
     assert all(json.loads(line)["key"] for line in path.read_text().splitlines()[-22:])

@@ -15,7 +15,8 @@ ALL = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
 
 
 def test_there_are_stage_notebooks():
-    assert [nb.name for nb in ALL][:3] == ["01_build_benchmark.ipynb", "02_enrich_prompts.ipynb", "03_generate_images.ipynb"]
+    assert [nb.name for nb in ALL][:4] == [
+        "01_build_benchmark.ipynb", "02_enrich_prompts.ipynb", "03_generate_images.ipynb", "04_evaluate.ipynb"]
 
 
 @pytest.mark.parametrize("path", ALL, ids=lambda p: p.name)
@@ -45,6 +46,8 @@ def test_pipeline_runs_the_stage_notebooks(tmp_path, capsys):
     manifest = pd.read_parquet(run_dir / "images" / "manifest.parquet")
     assert len(manifest) == 125 * 4 and all((run_dir / p).is_file() for p in manifest["path"])
     assert (run_dir / "figures" / "qualitative_grid.pdf").is_file()
+    scores = pd.read_parquet(run_dir / "scores.parquet")
+    assert scores.groupby(["model", "variant", "id", "seed"]).ngroups == 125 * 4
     prov = json.loads((run_dir / "provenance.json").read_text())
     assert prov["stages"]["benchmark"]["status"] == "done"
 

@@ -14,7 +14,7 @@ import pandas as pd
 from ..fileio import write_parquet
 from ..schema import validate_benchmark
 from .backends import OpenAIBackend, Request, TransformersBackend, request_seed
-from .cache import AnswerCache, cache_key
+from ..cache import JsonlCache, cache_key
 from .checks import badness, check, clean
 from .dimensions import STANDARD, dimension_hash, instruction
 from .kb import KnowledgeBaseBackend
@@ -48,7 +48,7 @@ class Job:
 
 
 def enrich(table: pd.DataFrame, backend, *, dimensions: list[str], custom: dict | None = None, n_samples: int = 1,
-           seed: int = 0, max_retries: int = 2, batch_size: int = 8, cache: AnswerCache | None = None,
+           seed: int = 0, max_retries: int = 2, batch_size: int = 8, cache: JsonlCache | None = None,
            budget=None, progress: bool = True) -> pd.DataFrame:
     """Rewrite every prompt of `table` along each dimension; returns the prompts table.
 
@@ -57,7 +57,7 @@ def enrich(table: pd.DataFrame, backend, *, dimensions: list[str], custom: dict 
     """
     from tqdm.auto import tqdm
 
-    cache = cache if cache is not None else AnswerCache(None)
+    cache = cache if cache is not None else JsonlCache(None)
     rows = table.to_dict("records")
     jobs = [Job(row, dim, s, instruction(dim, custom)) for dim in dimensions for row in rows for s in range(n_samples)]
     settings = {**backend.settings(), "seed": seed}
@@ -148,7 +148,7 @@ def run(run, progress: bool = True) -> pd.DataFrame:
         prompts = enrich(
             table, backend, dimensions=cfg.dimensions, custom=cfg.custom_dimensions, n_samples=cfg.n_samples,
             seed=cfg.seed, max_retries=cfg.max_retries, batch_size=cfg.batch_size,
-            cache=AnswerCache(run.path("enrich_cache.jsonl")), budget=budget, progress=progress,
+            cache=JsonlCache(run.path("enrich_cache.jsonl")), budget=budget, progress=progress,
         )
         write_parquet(run.path("prompts.parquet"), prompts)
         write_parquet(run.path("benchmark_enriched.parquet"), fill_published(table, prompts))

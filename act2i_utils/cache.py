@@ -1,10 +1,10 @@
-"""The enrichment cache: every model answer, keyed on everything that shapes it.
+"""A durable cache of model answers, keyed on everything that shapes them.
 
-The key covers the backend, the model, the dimension's instruction text, the base prompt,
-the sampling settings, the sample index and the attempt number, so a rerun makes no model
-call and any change to one of them asks anew. Answers are appended to a JSON-lines file
-in the run directory after each batch and fsynced: an interruption loses at most the batch
-in flight; a half-written last line is ignored.
+The enrich stage keys rewrites on (backend, model, instruction, base prompt, sampling
+settings, sample, attempt); the evaluate stage keys judgements on (image hash, judge, model,
+question). A rerun then makes no model call, and a change to any part of a key asks anew.
+Values are appended to a JSON-lines file in the run directory after each batch and fsynced:
+an interruption loses at most the batch in flight; a half-written last line is ignored.
 """
 
 from __future__ import annotations
@@ -20,15 +20,15 @@ def cache_key(**parts) -> str:
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
-class AnswerCache:
-    """Append-only JSON lines of {"key": ..., "raw": ...}; loaded into memory on open.
+class JsonlCache:
+    """Append-only JSON lines of {"key": ..., "value": ...}; loaded into memory on open.
 
     With `path=None` the cache lives in memory only.
     """
 
     def __init__(self, path: str | Path | None):
         self.path = Path(path) if path is not None else None
-        self.answers: dict[str, str] = {}
+        self.answers: dict[str, object] = {}
         if self.path is not None and self.path.is_file():
             with open(self.path, encoding="utf-8") as fh:
                 for line in fh:
@@ -36,7 +36,7 @@ class AnswerCache:
                         record = json.loads(line)
                     except json.JSONDecodeError:
                         continue  # a line cut short by an interruption
-                    self.answers[record["key"]] = record["raw"]
+                    self.answers[record["key"]] = record["value"]
 
     def __contains__(self, key: str) -> bool:
         return key in self.answers
@@ -44,18 +44,18 @@ class AnswerCache:
     def __len__(self) -> int:
         return len(self.answers)
 
-    def get(self, key: str) -> str | None:
+    def get(self, key: str):
         return self.answers.get(key)
 
-    def add_many(self, items: list[tuple[str, str]]) -> None:
-        """Record a batch of (key, raw answer) durably."""
+    def add_many(self, items: list[tuple[str, object]]) -> None:
+        """Record a batch of (key, value) pairs durably; values must be JSON-serialisable."""
         if not items:
             return
         if self.path is None:
             self.answers.update(items)
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        lines = "".join(json.dumps({"key": k, "raw": raw}, ensure_ascii=False) + "\n" for k, raw in items)
+        lines = "".join(json.dumps({"key": k, "value": v}, ensure_ascii=False) + "\n" for k, v in items)
         with open(self.path, "a", encoding="utf-8") as fh:
             if fh.tell() and not self._ends_with_newline():
                 fh.write("\n")  # seal a line an earlier crash left unfinished

@@ -1,0 +1,264 @@
+"""The automatic judges. Each takes a batch of images with their benchmark rows and returns,
+per image, a dict of metric -> value (detection also returns boxes).
+
+| judge | metrics |
+|---|---|
+| clipscore | `clipscore`: 100 x max(cos, 0) between CLIP image and base-prompt embeddings (Hessel et al.) |
+| action_clip | `action_rank`, `action_top1`, `action_top5`: CLIP zero-shot over the benchmark's actions |
+| vqa | `vqa`, `vqa_agent1`, `vqa_agent2`, `vqa_action`, `vqa_reversed`: P("Yes") from a VLM |
+| detection | `det_agent1`, `det_agent2` (best OWLv2 score), `det_both` (both above the threshold) |
+| reference | `ref_similarity`: DINOv2 cosine to the centroid of real frames of the action |
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from ..models import load_model
+from .questions import action_caption, vqa_questions, with_article
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
+
+
+def _features(output):
+    """transformers 5 returns a ModelOutput from get_*_features; older versions a tensor."""
+    return output if hasattr(output, "norm") else output.pooler_output
+
+
+class ClipJudge:
+    """CLIP image and text embeddings, shared by clipscore and action_clip."""
+
+    def __init__(self, model: str, device: str, run=None):
+        import torch
+        from transformers import AutoProcessor, CLIPModel
+
+        self.model_ref, self.device = model, device
+        self.model = load_model(model, CLIPModel.from_pretrained, what="CLIP model", run=run).to(device).eval()
+        self.processor = load_model(model, AutoProcessor.from_pretrained, what="CLIP processor")
+        self._text_cache: dict[str, torch.Tensor] = {}
+
+    def image_embeddings(self, images):
+        import torch
+
+        pixels = self.processor(images=images, return_tensors="pt")["pixel_values"].to(self.device)
+        with torch.inference_mode():
+            feats = _features(self.model.get_image_features(pixel_values=pixels))
+        return torch.nn.functional.normalize(feats.float(), dim=-1)
+
+    def text_embeddings(self, texts: list[str]):
+        """Normalised embeddings; each distinct text is encoded once per judge."""
+        import torch
+
+        new = [t for t in dict.fromkeys(texts) if t not in self._text_cache]
+        if new:
+            tok = self.processor.tokenizer(new, padding=True, truncation=True, return_tensors="pt").to(self.device)
+            with torch.inference_mode():
+                feats = _features(self.model.get_text_features(**tok))
+            for text, feat in zip(new, torch.nn.functional.normalize(feats.float(), dim=-1)):
+                self._text_cache[text] = feat
+        return torch.stack([self._text_cache[t] for t in texts])
+
+
+class ClipScore:
+    name = "clipscore"
+
+    def __init__(self, clip: ClipJudge):
+        self.clip, self.model_ref = clip, clip.model_ref
+
+    def signature(self, item: dict) -> str:
+        return item["base_prompt"]
+
+    def score(self, images, items):
+        cos = (self.clip.image_embeddings(images) * self.clip.text_embeddings([i["base_prompt"] for i in items])).sum(-1)
+        return [{"clipscore": float(100 * max(c, 0.0))} for c in cos.tolist()]
+
+
+class ActionClassifier:
+    """Zero-shot: which of the benchmark's actions does CLIP see, with this image's agents?"""
+
+    name = "action_clip"
+
+    def __init__(self, clip: ClipJudge, actions: list[str]):
+        self.clip, self.model_ref, self.actions = clip, clip.model_ref, list(actions)
+
+    def signature(self, item: dict) -> str:
+        return "|".join([item["action"] or "", item["animal1"] or "", item["animal2"] or "", *self.actions])
+
+    def score(self, images, items):
+        image_emb = self.clip.image_embeddings(images)
+        out = []
+        for emb, item in zip(image_emb, items):
+            if not item["action"] or item["action"] not in self.actions:
+                out.append({})
+                continue
+            captions = [action_caption(a, item["animal1"], item["animal2"]) for a in self.actions]
+            sims = self.clip.text_embeddings(captions) @ emb
+            rank = int((sims > sims[self.actions.index(item["action"])]).sum().item()) + 1
+            out.append({"action_rank": float(rank), "action_top1": float(rank == 1), "action_top5": float(rank <= 5)})
+        return out
+
+
+class VqaJudge:
+    """P("Yes") from a vision-language model, as in VQAScore, for the whole prompt and its parts."""
+
+    name = "vqa"
+
+    def __init__(self, model: str, device: str, run=None):
+        import torch
+        from transformers import AutoModelForImageTextToText, AutoProcessor
+
+        self.model_ref, self.device = model, device
+        self.processor = load_model(model, AutoProcessor.from_pretrained, what="VQA processor")
+        self.processor.tokenizer.padding_side = "left"  # the answer is read at the last position
+        dtype = torch.float32 if device == "cpu" else torch.float16
+        self.model = load_model(model, AutoModelForImageTextToText.from_pretrained, what="VQA model", run=run,
+                                dtype=dtype).to(device).eval()
+        self.yes_id = self.processor.tokenizer("Yes", add_special_tokens=False)["input_ids"][0]
+
+    def signature(self, item: dict) -> str:
+        return "|".join(self.questions(item).values())
+
+    @staticmethod
+    def questions(item: dict) -> dict[str, str]:
+        return vqa_questions(item["base_prompt"], item["animal1"], item["animal2"], item["action"])
+
+    def prompt(self, question: str) -> str:
+        messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}]
+        if getattr(self.processor, "chat_template", None):
+            return self.processor.apply_chat_template(messages, add_generation_prompt=True)
+        return f"USER: <image>\n{question} ASSISTANT:"  # LLaVA-1.5's format
+
+    def yes_probabilities(self, images, questions: list[str]) -> list[float]:
+        """P(first answer token is "Yes") for each (image, question) pair, in one forward pass."""
+        import torch
+
+        inputs = self.processor(images=images, text=[self.prompt(q) for q in questions], return_tensors="pt",
+                                padding=True).to(self.device)
+        mask = inputs["attention_mask"]
+        position_ids = (mask.cumsum(-1) - 1).clamp(min=0)  # left padding must not shift positions
+        with torch.inference_mode():
+            logits = self.model(**inputs, position_ids=position_ids).logits[:, -1].float()
+        return logits.softmax(-1)[:, self.yes_id].tolist()
+
+    def score(self, images, items):
+        pairs = [(i, metric, q) for i, item in enumerate(items) for metric, q in self.questions(item).items()]
+        probs = self.yes_probabilities([images[i] for i, _, _ in pairs], [q for _, _, q in pairs])
+        out = [{} for _ in items]
+        for (i, metric, _), p in zip(pairs, probs):
+            out[i][metric] = p
+        return out
+
+
+class Detector:
+    """OWLv2 open-vocabulary detection of both agents."""
+
+    name = "detection"
+
+    def __init__(self, model: str, device: str, threshold: float, run=None):
+        from transformers import AutoProcessor, Owlv2ForObjectDetection
+
+        self.model_ref, self.device, self.threshold = model, device, threshold
+        self.model = load_model(model, Owlv2ForObjectDetection.from_pretrained, what="OWLv2 detector", run=run).to(device).eval()
+        self.processor = load_model(model, AutoProcessor.from_pretrained, what="OWLv2 processor")
+
+    def signature(self, item: dict) -> str:
+        return f"{item['animal1']}|{item['animal2']}|{self.threshold}"
+
+    def score(self, images, items):
+        import torch
+
+        queries = [[f"a photo of {with_article(i['animal1'] or 'animal')}", f"a photo of {with_article(i['animal2'] or 'animal')}"]
+                   for i in items]
+        inputs = self.processor(text=queries, images=images, return_tensors="pt").to(self.device)
+        with torch.inference_mode():
+            outputs = self.model(**inputs)
+        sides = [(max(im.size),) * 2 for im in images]  # OWLv2 pads to a square: boxes in original pixels
+        results = self.processor.post_process_grounded_object_detection(outputs, threshold=0.0, target_sizes=sides)
+        return [self._summarise(r) for r in results]
+
+    def _summarise(self, result) -> dict:
+        scores, labels, boxes = (result[k].float().cpu().numpy() for k in ("scores", "labels", "boxes"))
+        values, kept = {}, []
+        for agent in (0, 1):
+            mine = np.flatnonzero(labels == agent)
+            best = mine[np.argmax(scores[mine])] if len(mine) else None
+            values[f"det_agent{agent + 1}"] = float(scores[best]) if best is not None else 0.0
+            for j in mine:
+                if scores[j] >= self.threshold or j == best:
+                    kept.append({"agent": agent + 1, "score": float(scores[j]), "box": [round(float(v), 2) for v in boxes[j]]})
+        values["det_both"] = float(values["det_agent1"] >= self.threshold and values["det_agent2"] >= self.threshold)
+        return {**values, "_boxes": kept}
+
+
+class ReferenceSimilarity:
+    """Cosine of DINOv2 features to the centroid of real frames of the same action."""
+
+    name = "reference"
+
+    def __init__(self, model: str, device: str, folder: str | Path, actions: list[str], run=None):
+        from transformers import AutoImageProcessor, AutoModel
+
+        self.model_ref, self.device, self.folder = model, device, Path(folder)
+        self.model = load_model(model, AutoModel.from_pretrained, what="DINOv2 model", run=run).to(device).eval()
+        self.processor = load_model(model, AutoImageProcessor.from_pretrained, what="DINOv2 processor")
+        self.centroids, missing = {}, []
+        for action in actions:
+            files = reference_files(self.folder, action)
+            if files:
+                self.centroids[action] = self._centroid(files)
+            else:
+                missing.append(action)
+        if missing:
+            warnings.warn(f"No reference images under {self.folder} for {len(missing)} action(s) "
+                          f"({', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''}); their images get no ref_similarity.",
+                          stacklevel=2)
+        digest = hashlib.sha256()
+        for action in sorted(self.centroids):
+            digest.update(action.encode() + self.centroids[action].numpy().tobytes())
+        self.reference_hash = digest.hexdigest()[:16]
+
+    def embed(self, images):
+        import torch
+
+        pixels = self.processor(images=images, return_tensors="pt")["pixel_values"].to(self.device)
+        with torch.inference_mode():
+            feats = self.model(pixel_values=pixels).pooler_output.float()
+        return torch.nn.functional.normalize(feats, dim=-1).cpu()
+
+    def _centroid(self, files: list[Path]):
+        import torch
+        from PIL import Image
+
+        feats = []
+        for start in range(0, len(files), 32):
+            images = []
+            for f in files[start:start + 32]:
+                with Image.open(f) as img:
+                    images.append(img.convert("RGB"))
+            feats.append(self.embed(images))
+        return torch.nn.functional.normalize(torch.cat(feats).mean(0), dim=0)
+
+    def signature(self, item: dict) -> str:
+        return f"{item['action']}|{self.reference_hash}"
+
+    def score(self, images, items):
+        emb = self.embed(images)
+        return [{"ref_similarity": float(e @ self.centroids[i["action"]])} if i["action"] in self.centroids else {}
+                for e, i in zip(emb, items)]
+
+
+def folder_name(action: str) -> str:
+    """The reference sub-folder of an action: 'competing for dominance with' -> competing_for_dominance_with."""
+    return re.sub(r"[^a-z0-9]+", "_", action.lower()).strip("_")
+
+
+def reference_files(folder: Path, action: str) -> list[Path]:
+    sub = folder / folder_name(action)
+    if not sub.is_dir():
+        return []
+    return sorted(p for p in sub.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)

@@ -1,0 +1,214 @@
+"""Automatic judges on the tiny models: CLIPScore against torchmetrics, VQA against a hand
+computation, detection, action classification, reference similarity, caching and errors."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from act2i_utils import evaluate, generate
+from act2i_utils.benchmark import build_benchmark
+from act2i_utils.enrich import enrich
+from act2i_utils.enrich.kb import KnowledgeBaseBackend
+from act2i_utils.errors import InputError, ModelLoadError
+from act2i_utils.evaluate import judges as judge_module
+from act2i_utils.evaluate.questions import action_caption, vqa_questions, with_article
+from act2i_utils.generate.manifest import read_manifest
+from act2i_utils.runs import open_run
+from act2i_utils.tiny import tiny_path
+
+
+@pytest.fixture(scope="module")
+def scored(tmp_path_factory):
+    """A small run: 3 prompts x (base, temporal) x 1 seed, every judge."""
+    root = tmp_path_factory.mktemp("eval") / "run"
+    run = open_run(root, "smoke", {"generate": {"seeds": [42], "variants": ["base", "temporal"]},
+                                   "evaluate": {"metrics": ["clipscore", "vqa", "detection", "action_clip"], "batch_size": 4}})
+    bench = build_benchmark(seed=0, n_per_action=1)
+    bench.to_parquet(run.path("benchmark.parquet"))
+    enrich(bench.head(3), KnowledgeBaseBackend(), dimensions=["temporal"], progress=False).to_parquet(run.path("prompts.parquet"))
+    generate.run(run, progress=False)
+    return run, evaluate.run(run, progress=False)
+
+
+def test_scores_table_is_long_and_complete(scored):
+    run, scores = scored
+    assert list(scores.columns) == ["model", "variant", "id", "seed", "metric", "value", "judge"]
+    per_image = scores.groupby(["model", "variant", "id", "seed"])["metric"].apply(set)
+    expected = {"clipscore", "vqa", "vqa_agent1", "vqa_agent2", "vqa_action", "vqa_reversed",
+                "det_agent1", "det_agent2", "det_both", "action_rank", "action_top1", "action_top5"}
+    assert len(per_image) == 6 and all(s == expected for s in per_image)
+    assert pd.read_parquet(run.path("scores.parquet")).equals(scores)
+    assert run.provenance()["stages"]["evaluate"]["status"] == "done"
+    table = evaluate.summary(scores)
+    assert table.shape == (2, len(expected))
+
+
+def test_clipscore_equals_torchmetrics(scored):
+    from torchmetrics.multimodal.clip_score import CLIPScore
+    from transformers import CLIPModel, CLIPProcessor
+
+    run, scores = scored
+    folder = tiny_path("clip")
+
+    class CLIPCompat(CLIPModel):  # torchmetrics expects tensors from get_*_features (transformers 4 behaviour)
+        def get_image_features(self, *a, **k):
+            return super().get_image_features(*a, **k).pooler_output
+
+        def get_text_features(self, *a, **k):
+            return super().get_text_features(*a, **k).pooler_output
+
+    metric = CLIPScore(model_name_or_path=lambda: (CLIPCompat.from_pretrained(folder).eval(), CLIPProcessor.from_pretrained(folder)))
+    bench = pd.read_parquet(run.path("benchmark.parquet")).set_index("id")
+    ours = scores[scores["metric"] == "clipscore"]
+    for row in ours.itertuples():
+        path = run.root / f"images/{row.model}/{row.variant}/{row.id}_{row.seed}.png"
+        image = torch.from_numpy(np.array(Image.open(path).convert("RGB"))).permute(2, 0, 1)
+        with torch.no_grad():
+            reference = metric(image, bench.loc[row.id, "base_prompt"]).item()
+        metric.reset()
+        assert row.value == pytest.approx(max(reference, 0.0), abs=1e-4)
+
+
+def test_vqa_probability_by_hand(scored):
+    from transformers import AutoProcessor, LlavaForConditionalGeneration
+
+    run, scores = scored
+    row = scores[scores["metric"] == "vqa_action"].iloc[0]
+    bench = pd.read_parquet(run.path("benchmark.parquet")).set_index("id").loc[row.id]
+    folder = tiny_path("vlm")
+    model, processor = LlavaForConditionalGeneration.from_pretrained(folder), AutoProcessor.from_pretrained(folder)
+    question = f"Is the {bench.animal1} {bench.action} the {bench.animal2}? Please answer yes or no."
+    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}]
+    text = processor.apply_chat_template(messages, add_generation_prompt=True)
+    image = Image.open(run.root / f"images/{row.model}/{row.variant}/{row.id}_{row.seed}.png").convert("RGB")
+    with torch.no_grad():
+        logits = model(**processor(images=[image], text=[text], return_tensors="pt")).logits[0, -1]
+    yes = processor.tokenizer.convert_tokens_to_ids("Yes")
+    assert row.value == pytest.approx(torch.softmax(logits, -1)[yes].item(), rel=1e-4)
+
+
+def test_vqa_batched_equals_one_by_one(scored):
+    run, _ = scored
+    judge = evaluate.VqaJudge("tiny:vlm", "cpu")
+    paths = read_manifest(run.root)["path"].tolist()[:4]
+    images = [Image.open(run.root / p).convert("RGB") for p in paths]
+    questions = ["Is there a cat in this image? Please answer yes or no.", "Does this figure show 'a wolf chasing a deer'? Please answer yes or no.",
+                 "Is the wolf chasing the deer?", "Is there an otter?"]
+    batched = judge.yes_probabilities(images, questions)
+    single = [judge.yes_probabilities([im], [q])[0] for im, q in zip(images, questions)]
+    assert batched == pytest.approx(single, rel=1e-4)
+
+
+def test_decomposed_questions():
+    q = vqa_questions("a wolf chasing an elk", "wolf", "elk", "chasing")
+    assert q == {
+        "vqa": "Does this figure show 'a wolf chasing an elk'? Please answer yes or no.",
+        "vqa_agent1": "Is there a wolf in this image? Please answer yes or no.",
+        "vqa_agent2": "Is there an elk in this image? Please answer yes or no.",
+        "vqa_action": "Is the wolf chasing the elk? Please answer yes or no.",
+        "vqa_reversed": "Is the elk chasing the wolf? Please answer yes or no.",
+    }
+    assert list(vqa_questions("a robot", None, None, None)) == ["vqa"]
+    assert with_article("ostrich") == "an ostrich" and with_article("hyena") == "a hyena"
+    assert action_caption("carrying", "horse", "elephant") == "a photo of a horse carrying an elephant on its back"
+    assert action_caption("juggling", "seal", "ball") == "a photo of a seal juggling a ball"
+
+
+def test_detection_shape_and_threshold(scored):
+    run, scores = scored
+    wide = scores[scores["metric"].str.startswith("det_")].pivot_table(index=["variant", "id"], columns="metric", values="value")
+    threshold = run.config.evaluate.detection_threshold
+    both = (wide["det_agent1"] >= threshold) & (wide["det_agent2"] >= threshold)
+    assert (wide["det_both"] == both.astype(float)).all()
+    boxes = pd.read_parquet(run.path("detections.parquet"))
+    assert list(boxes.columns) == ["model", "variant", "id", "seed", "agent", "score", "x0", "y0", "x1", "y1"]
+    assert set(boxes["agent"]) == {1, 2}
+    best = boxes.groupby(["variant", "id", "agent"])["score"].max().unstack()
+    assert np.allclose(best[1].values, wide["det_agent1"].values, atol=1e-6)
+    best_of_agent = boxes.groupby(["variant", "id", "agent"])["score"].transform("max")
+    below = boxes["score"] < threshold
+    assert (boxes.loc[below, "score"] == best_of_agent[below]).all()  # below the threshold: only the best box
+
+
+def test_action_classification_by_hand(scored):
+    run, scores = scored
+    bench = pd.read_parquet(run.path("benchmark.parquet"))
+    actions = list(dict.fromkeys(bench["action"]))
+    wide = scores[scores["metric"].str.startswith("action_")].pivot_table(index=["variant", "id"], columns="metric", values="value")
+    assert wide["action_rank"].between(1, len(actions)).all()
+    assert (wide["action_top1"] <= wide["action_top5"]).all()
+    clip = evaluate.ClipJudge("tiny:clip", "cpu")
+    (variant, prompt_id), rank = next(iter(wide["action_rank"].items()))
+    row = bench.set_index("id").loc[prompt_id]
+    image = Image.open(run.root / f"images/tiny-sd3/{variant}/{prompt_id}_42.png").convert("RGB")
+    sims = clip.text_embeddings([action_caption(a, row.animal1, row.animal2) for a in actions]) @ clip.image_embeddings([image])[0]
+    assert rank == 1 + int((sims > sims[actions.index(row.action)]).sum())
+
+
+def test_reference_similarity_and_its_absence(scored, tmp_path):
+    run, _ = scored
+    bench = pd.read_parquet(run.path("benchmark.parquet"))
+    first = read_manifest(run.root)["id"].iloc[0]
+    action = bench.set_index("id").loc[first, "action"]
+    folder = tmp_path / "refs" / judge_module.folder_name(action)
+    folder.mkdir(parents=True)
+    for i in range(3):
+        Image.fromarray((np.random.RandomState(i).rand(40, 40, 3) * 255).astype("uint8")).save(folder / f"{i}.jpg")
+    cfg = run.config.evaluate
+    with pytest.warns(UserWarning, match="No reference images under"):
+        judges = evaluate.make_judges(cfg.__class__(**{**cfg.__dict__, "reference_dir": str(tmp_path / "refs")}), "cpu",
+                                      list(bench["action"]), metrics=["reference"])
+    judge = judges[0]
+    image = Image.open(run.root / read_manifest(run.root)["path"].iloc[0]).convert("RGB")
+    item = {"action": action}
+    value = judge.score([image], [item])[0]["ref_similarity"]
+    assert value == pytest.approx(float(judge.embed([image])[0] @ judge.centroids[action]), abs=1e-6)
+    assert -1.0 <= value <= 1.0 and judge.score([image], [{"action": "juggling"}]) == [{}]
+    with pytest.warns(UserWarning, match="Reference similarity skipped: evaluate.reference_dir is not set"):
+        assert evaluate.make_judges(cfg, "cpu", ["chasing"], metrics=["reference"]) == []
+
+
+def test_rerun_is_free_and_an_interrupted_run_resumes(scored, monkeypatch):
+    run, scores = scored
+    calls = []
+    real = judge_module.ClipScore.score
+    monkeypatch.setattr(judge_module.ClipScore, "score", lambda self, images, items: calls.append(len(items)) or real(self, images, items))
+    assert evaluate.run(run, progress=False).equals(scores) and calls == []
+    # A partial cache: drop the last lines as a crash would have, then resume.
+    cache = run.path("scores_cache.jsonl")
+    lines = cache.read_text().splitlines()
+    cache.write_text("\n".join(lines[:-3]) + "\n" + lines[-3][:20])
+    again = evaluate.run(run, progress=False)
+    pd.testing.assert_frame_equal(again, scores)
+
+
+def test_clear_sentences_for_bad_images_and_models(tmp_path, scored):
+    import shutil
+
+    run, _ = scored
+    copy = tmp_path / "copy"
+    shutil.copytree(run.root, copy)
+    (copy / "scores_cache.jsonl").unlink()
+    other = open_run(copy)
+    paths = read_manifest(copy)["path"]
+    (copy / paths.iloc[0]).write_bytes(b"not a png")
+    with pytest.raises(InputError, match=rf"{paths.iloc[0]} cannot be read \(UnidentifiedImageError\); delete it and rerun"):
+        evaluate.run(other, progress=False)
+    (copy / paths.iloc[0]).unlink()
+    with pytest.raises(InputError, match=rf"{paths.iloc[0]} is listed in images/manifest.parquet but missing"):
+        evaluate.run(other, progress=False)
+    bad = open_run(copy, None, {"evaluate": {"clip_model": "openai/clip-vit-base-patch32"}})
+    with pytest.raises(ModelLoadError, match=r"Could not load CLIP model 'openai/clip-vit-base-patch32'.*hf download"):
+        evaluate.make_judges(bad.config.evaluate, "cpu", ["chasing"], metrics=["clipscore"])
+
+
+def test_vqa_breakdown_flags_suspected_reversals():
+    rows = []
+    for i, (action, reversed_) in enumerate([(0.8, 0.1), (0.2, 0.6)]):
+        rows += [{"model": "m", "variant": "base", "id": str(i), "seed": 0, "metric": "vqa_action", "value": action},
+                 {"model": "m", "variant": "base", "id": str(i), "seed": 0, "metric": "vqa_reversed", "value": reversed_}]
+    table = evaluate.vqa_breakdown(pd.DataFrame(rows))
+    assert table.loc[("m", "base"), "reversal_suspected"] == 0.5
+    assert table.loc[("m", "base"), "vqa_action"] == 0.5
