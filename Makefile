@@ -11,7 +11,7 @@ TORCH   ?= torch==2.13.0
 PYTEST_ARGS ?=
 STAMP   := $(VENV)/.installed
 
-.PHONY: install test reproduce bench tiny clean
+.PHONY: install test reproduce bench tiny clean browser
 
 # torch goes first and pinned: a bare `torch` requirement would pull a multi-GB CUDA build.
 $(STAMP): pyproject.toml
@@ -22,7 +22,13 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-test: $(STAMP)
+# The browser tests drive Debian's chromium (never a downloaded browser); installing it needs root.
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+	  echo "make: could not install chromium (needs root and apt-get); the browser test will be skipped"
+
+test: $(STAMP) browser
 	HF_HUB_OFFLINE=1 TRANSFORMERS_VERBOSITY=error $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 reproduce: $(STAMP)

@@ -6,6 +6,7 @@
     act2i generate --run runs/NAME                 the generate stage alone; with many GPUs:
         accelerate launch --num_processes 4 -m act2i_utils.cli generate --run runs/NAME
     act2i import-images --run runs/NAME --folder DIR --mapping files.csv
+    act2i annotate serve|add-annotator NAME|export|status --run runs/NAME
 """
 
 from __future__ import annotations
@@ -61,6 +62,40 @@ def _cmd_import_images(args) -> None:
     print(f"act2i: {len(manifest)} images in the manifest")
 
 
+def _cmd_annotate(args) -> None:
+    from .annotate import labelstudio, study
+    from .runs import open_run
+
+    run = open_run(run_dir_for(args.run, args.runs_root))
+    overlap = args.overlap or run.config.annotate.overlap
+    seed = run.config.annotate.seed
+    if args.action == "serve":
+        print(f"act2i: serving the study of {run.root} on http://{args.host}:{args.port} (Ctrl+C stops; answers are saved as they come)")
+        study.serve(run.root, args.host, args.port, overlap, seed)
+    elif args.action == "add-annotator":
+        if not args.name:
+            raise Act2iError("add-annotator needs a name: act2i annotate add-annotator NAME --run runs/NAME.")
+        link = study.add_annotator(run.root, args.name, overlap, seed, args.host, args.port)
+        print(f"Personal link for {args.name} (keep it secret; it is their password):\n{link}")
+    elif args.action == "export":
+        for path in study.export(run.root):
+            print(f"act2i: wrote {path}")
+    elif args.action == "status":
+        summary, people = study.status(run.root)
+        print(f"Images rated by two or more annotators: {summary['images_rated_twice_or_more']}")
+        print(f"Fleiss' kappa: {summary['fleiss_kappa']:.3f} over {summary['fleiss_images']} images "
+              f"with {summary['fleiss_raters_per_image']} ratings each")
+        print(f"Krippendorff's alpha (nominal): {summary['krippendorff_alpha']:.3f}")
+        print(people.to_string() if len(people) else "No answers yet.")
+    elif args.action == "labelstudio-export":
+        out = Path(args.out or run.root / "labelstudio")
+        print(f"act2i: wrote {labelstudio.export_tasks(run.root, out)} and labeling_config.xml")
+    elif args.action == "labelstudio-import":
+        if not args.file:
+            raise Act2iError("labelstudio-import needs --file: the JSON export of your Label Studio project.")
+        print(f"act2i: stored {labelstudio.import_results(run.root, Path(args.file))} answers from {args.file}")
+
+
 def _cmd_profile(args) -> None:
     from . import config as cfg
 
@@ -108,6 +143,18 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--folder", required=True, help="folder holding the images")
     imp.add_argument("--mapping", required=True, help="CSV: file, model, variant, id, seed [, prompt]")
     imp.set_defaults(func=_cmd_import_images)
+
+    ann = sub.add_parser("annotate", help="the human study: serve, add-annotator, export, status, Label Studio")
+    ann.add_argument("action", choices=["serve", "add-annotator", "export", "status", "labelstudio-export", "labelstudio-import"])
+    ann.add_argument("name", nargs="?", help="annotator name (add-annotator)")
+    ann.add_argument("--run", required=True, help="run name under --runs-root, or a path")
+    ann.add_argument("--runs-root", default="runs")
+    ann.add_argument("--host", default="127.0.0.1", help="address to serve on (default: this machine only)")
+    ann.add_argument("--port", type=int, default=8765)
+    ann.add_argument("--overlap", type=int, default=None, help="annotators per image (default: annotate.overlap)")
+    ann.add_argument("--out", help="folder for labelstudio-export (default: runs/NAME/labelstudio)")
+    ann.add_argument("--file", help="Label Studio JSON export for labelstudio-import")
+    ann.set_defaults(func=_cmd_annotate)
 
     prof = sub.add_parser("profile", help="print a profile after overrides, validated")
     prof.add_argument("--profile", default="smoke")

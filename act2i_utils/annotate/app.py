@@ -1,0 +1,171 @@
+"""The annotation web app (Starlette): one image at a time, Accept or Reject, blind.
+
+Blind: pages, URLs and image responses never name the model or the variant; images are served
+by opaque ids, re-encoded without their PNG metadata. Safe: only token holders see images or
+post answers; every state-changing request carries the token in a header and must come from
+the same origin; an annotator can only see and answer their own assigned images.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import json
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from . import storage
+
+STATIC = Path(__file__).parent / "static"
+COOKIE = "act2i_token"
+MAX_COMMENT = 2000
+MAX_SECONDS = 24 * 3600
+
+
+class Denied(Exception):
+    def __init__(self, status: int, message: str):
+        self.status, self.message = status, message
+
+
+def create_app(run_root: str | Path) -> Starlette:
+    """The app for a run whose study database is already set up (see `prepare_study`)."""
+    root = Path(run_root).resolve()
+    db = storage.db_path(root)
+
+    def annotator(request: Request, write: bool = False) -> str:
+        token = request.headers.get("x-act2i-token") if write else (request.headers.get("x-act2i-token") or request.cookies.get(COOKIE))
+        if not token:
+            raise Denied(401, "Sign in with your personal link first.")
+        name = storage.annotator_for(db, token)
+        if name is None:
+            raise Denied(403, "This link or token is not valid.")
+        if write:
+            _same_origin(request)
+        return name
+
+    async def landing(request: Request):
+        return HTMLResponse("<!doctype html><title>act2i</title><p>act2i annotation server: open the personal link you were given.</p>")
+
+    async def login(request: Request):
+        token = request.query_params.get("token", "")
+        if storage.annotator_for(db, token) is None:
+            return HTMLResponse("<!doctype html><title>act2i</title><p>This link is not valid.</p>", status_code=403)
+        response = RedirectResponse("/annotate", status_code=303)
+        response.set_cookie(COOKIE, token, httponly=True, samesite="strict", path="/")
+        return response
+
+    async def page(request: Request):
+        token = request.cookies.get(COOKIE)
+        if storage.annotator_for(db, token) is None:
+            return HTMLResponse("<!doctype html><title>act2i</title><p>Sign in with your personal link first.</p>", status_code=401)
+        html = (STATIC / "index.html").read_text(encoding="utf-8").replace("{{TOKEN}}", token)
+        html = html.replace("{{TAGS}}", json.dumps(list(storage.TAGS)))
+        return HTMLResponse(html, headers={"Cache-Control": "no-store"})
+
+    def next_payload(conn, name: str) -> dict:
+        done, total = storage.progress(conn, name)
+        row = storage.next_image(conn, name)
+        if row is None:
+            return {"finished": True, "done": done, "total": total}
+        return {"finished": False, "image_id": row["image_id"], "prompt": row["prompt"], "done": done, "total": total}
+
+    def api_next(request: Request):
+        name = annotator(request)
+        with storage.connect(db) as conn:
+            return JSONResponse(next_payload(conn, name))
+
+    def image(request: Request):
+        name = annotator(request)
+        image_id = request.path_params["image_id"]
+        with storage.connect(db) as conn:
+            row = conn.execute("SELECT i.path FROM images i JOIN assignments a USING (image_id) "
+                               "WHERE a.annotator = ? AND i.image_id = ?", (name, image_id)).fetchone()
+        if row is None:
+            raise Denied(404, "No such image for you.")
+        path = (root / row["path"]).resolve()
+        if root not in path.parents:  # only files inside the run directory, whatever the database says
+            raise Denied(404, "No such image for you.")
+        return Response(_blind_png(str(path)), media_type="image/png", headers={"Cache-Control": "private, no-store"})
+
+    async def answer(request: Request):
+        name = annotator(request, write=True)
+        body = await _json(request)
+        image_id, label = body.get("image_id"), body.get("label")
+        tags, comment, seconds = body.get("tags", []), body.get("comment", ""), body.get("seconds")
+        if label not in storage.LABELS:
+            raise Denied(400, "label must be 'accept' or 'reject'.")
+        if not isinstance(tags, list) or any(t not in storage.TAGS for t in tags):
+            raise Denied(400, "tags must be a list drawn from: " + ", ".join(storage.TAGS))
+        if not isinstance(comment, str) or len(comment) > MAX_COMMENT:
+            raise Denied(400, f"comment must be text of at most {MAX_COMMENT} characters.")
+        if seconds is not None and (not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or not 0 <= seconds <= MAX_SECONDS):
+            raise Denied(400, "seconds must be a number between 0 and 86400.")
+        with storage.connect(db) as conn:
+            if conn.execute("SELECT 1 FROM assignments WHERE annotator = ? AND image_id = ?", (name, image_id)).fetchone() is None:
+                raise Denied(404, "No such image for you.")
+            try:
+                conn.execute("INSERT INTO answers (annotator, image_id, label, tags, comment, seconds) VALUES (?, ?, ?, ?, ?, ?)",
+                             (name, image_id, label, ",".join(t for t in storage.TAGS if t in tags), comment.strip(), seconds))
+            except Exception as err:  # noqa: BLE001 - the unique index refuses a second live answer
+                if "UNIQUE" in str(err):
+                    raise Denied(409, "This image is already answered; undo it first to change the answer.") from None
+                raise
+            return JSONResponse(next_payload(conn, name))
+
+    async def undo(request: Request):
+        name = annotator(request, write=True)
+        with storage.connect(db) as conn:
+            last = conn.execute("SELECT answer_id FROM answers WHERE annotator = ? AND undone = 0 AND source = 'web' "
+                                "ORDER BY answer_id DESC LIMIT 1", (name,)).fetchone()
+            if last is None:
+                raise Denied(409, "Nothing to undo.")
+            conn.execute("UPDATE answers SET undone = 1 WHERE answer_id = ?", (last["answer_id"],))
+            return JSONResponse(next_payload(conn, name))
+
+    async def denied(request: Request, exc: Denied):
+        return JSONResponse({"error": exc.message}, status_code=exc.status)
+
+    routes = [
+        Route("/", landing), Route("/login", login), Route("/annotate", page),
+        Route("/api/next", api_next), Route("/api/answer", answer, methods=["POST"]), Route("/api/undo", undo, methods=["POST"]),
+        Route("/img/{image_id:str}", image), Mount("/static", StaticFiles(directory=STATIC), name="static"),
+    ]
+    return Starlette(routes=routes, exception_handlers={Denied: denied})
+
+
+def _same_origin(request: Request) -> None:
+    expected = f"{request.url.scheme}://{request.headers.get('host', '')}"
+    origin = request.headers.get("origin")
+    if origin is None:
+        referer = request.headers.get("referer", "")
+        if not referer.startswith(expected + "/"):
+            raise Denied(403, "Cross-origin or unlabelled request refused.")
+    elif origin != expected:
+        raise Denied(403, "Cross-origin request refused.")
+
+
+async def _json(request: Request) -> dict:
+    try:
+        body = await request.json()
+    except (ValueError, UnicodeDecodeError):
+        raise Denied(400, "The request body must be JSON.") from None
+    if not isinstance(body, dict):
+        raise Denied(400, "The request body must be a JSON object.")
+    return body
+
+
+@functools.lru_cache(maxsize=256)
+def _blind_png(path: str) -> bytes:
+    """The image re-encoded as a bare PNG: act2i's metadata chunk names the model and variant."""
+    from PIL import Image
+
+    with Image.open(path) as img:
+        clean = img.convert("RGB")
+    buffer = io.BytesIO()
+    clean.save(buffer, format="PNG")
+    return buffer.getvalue()

@@ -1,0 +1,200 @@
+"""The study's SQLite store (WAL mode): images under opaque ids, annotators, assignments, answers.
+
+Every answer is committed before the next image is sent, so a crash or restart loses nothing.
+An image's current label for an annotator is their latest answer not undone; a partial unique
+index makes a second live answer for the same image impossible.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import secrets
+import sqlite3
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import pandas as pd
+
+TAGS = ("missing agent", "agents fused", "role reversal", "wrong action", "wrong context", "incomplete action",
+        "bad quality")
+LABELS = ("accept", "reject")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS images (
+    image_id TEXT PRIMARY KEY, model TEXT NOT NULL, variant TEXT NOT NULL, prompt_id TEXT NOT NULL,
+    seed INTEGER NOT NULL, path TEXT NOT NULL, prompt TEXT NOT NULL,
+    UNIQUE (model, variant, prompt_id, seed));
+CREATE TABLE IF NOT EXISTS annotators (
+    name TEXT PRIMARY KEY, token_hash TEXT UNIQUE, created TEXT NOT NULL DEFAULT (datetime('now')));
+CREATE TABLE IF NOT EXISTS assignments (
+    annotator TEXT NOT NULL REFERENCES annotators(name), image_id TEXT NOT NULL REFERENCES images(image_id),
+    position INTEGER NOT NULL, PRIMARY KEY (annotator, image_id));
+CREATE TABLE IF NOT EXISTS answers (
+    answer_id INTEGER PRIMARY KEY AUTOINCREMENT, annotator TEXT NOT NULL, image_id TEXT NOT NULL,
+    label TEXT NOT NULL CHECK (label IN ('accept', 'reject')), tags TEXT NOT NULL DEFAULT '',
+    comment TEXT NOT NULL DEFAULT '', seconds REAL, source TEXT NOT NULL DEFAULT 'web',
+    created TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')), undone INTEGER NOT NULL DEFAULT 0);
+CREATE UNIQUE INDEX IF NOT EXISTS one_live_answer ON answers (annotator, image_id) WHERE undone = 0;
+"""
+
+
+def db_path(run_root: Path) -> Path:
+    return Path(run_root) / "annotations.sqlite"
+
+
+@contextmanager
+def connect(path: Path) -> Iterator[sqlite3.Connection]:
+    """A connection in WAL mode that commits on success and rolls back on error."""
+    conn = sqlite3.connect(path, timeout=30, isolation_level=None)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")  # an answer on disk before the next image is shown
+        conn.execute("PRAGMA busy_timeout=30000")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.row_factory = sqlite3.Row
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    finally:
+        conn.close()
+
+
+def init_db(path: Path) -> None:
+    conn = sqlite3.connect(path, timeout=30)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.executescript(SCHEMA)
+        conn.commit()
+    finally:
+        conn.close()
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def sync_images(path: Path, manifest: pd.DataFrame, bench: pd.DataFrame) -> int:
+    """Add the manifest's images not yet in the study, each under a fresh opaque id; returns how many."""
+    prompts = bench.set_index("id")["base_prompt"]
+    added = 0
+    with connect(path) as conn:
+        known = {tuple(r) for r in conn.execute("SELECT model, variant, prompt_id, seed FROM images")}
+        for rec in manifest.to_dict("records"):
+            key = (rec["model"], rec["variant"], rec["id"], int(rec["seed"]))
+            if key in known:
+                continue
+            conn.execute("INSERT INTO images VALUES (?, ?, ?, ?, ?, ?, ?)",
+                         (secrets.token_urlsafe(12), *key, rec["path"], prompts.get(rec["id"], rec["prompt"])))
+            added += 1
+    return added
+
+
+def add_annotator(path: Path, name: str) -> str:
+    """Register `name` and return their secret token (only its hash is stored)."""
+    token = secrets.token_urlsafe(24)
+    with connect(path) as conn:
+        conn.execute("INSERT INTO annotators (name, token_hash) VALUES (?, ?) "
+                     "ON CONFLICT(name) DO UPDATE SET token_hash = excluded.token_hash", (name, hash_token(token)))
+    return token
+
+
+def annotator_for(path: Path, token: str | None) -> str | None:
+    if not token:
+        return None
+    with connect(path) as conn:
+        row = conn.execute("SELECT name FROM annotators WHERE token_hash = ?", (hash_token(token),)).fetchone()
+    return row["name"] if row else None
+
+
+def assign(path: Path, overlap: int, seed: int = 0) -> int:
+    """Give every image `overlap` annotators (fewer if there are fewer), always the least loaded,
+    then even out the loads by moving unanswered assignments to annotators who joined later.
+    Each annotator sees their images in their own seeded random order. Returns the changes made."""
+    with connect(path) as conn:
+        people = [r["name"] for r in conn.execute("SELECT name FROM annotators WHERE token_hash IS NOT NULL ORDER BY name")]
+        if not people:
+            return 0
+        holders: dict[str, set[str]] = {}
+        for r in conn.execute("SELECT annotator, image_id FROM assignments"):
+            holders.setdefault(r["image_id"], set()).add(r["annotator"])
+        answered = {(r["annotator"], r["image_id"]) for r in conn.execute("SELECT annotator, image_id FROM answers WHERE undone = 0")}
+        load = {p: 0 for p in people}
+        for image_id, names in holders.items():
+            for name in names & load.keys():
+                load[name] += 1
+        images = sorted(r["image_id"] for r in conn.execute("SELECT image_id FROM images"))
+        random.Random(seed).shuffle(images)
+        changes = 0
+        for image_id in images:
+            taken = holders.setdefault(image_id, set())
+            free = sorted((p for p in people if p not in taken), key=lambda p: (load[p], _order(seed, p, image_id)))
+            for person in free[:max(min(overlap, len(people)) - len(taken), 0)]:
+                conn.execute("INSERT INTO assignments VALUES (?, ?, ?)", (person, image_id, _order(seed, person, image_id)))
+                taken.add(person)
+                load[person] += 1
+                changes += 1
+        changes += _rebalance(conn, people, images, holders, answered, load, seed)
+    return changes
+
+
+def _rebalance(conn, people, images, holders, answered, load, seed) -> int:
+    """Move unanswered assignments from the busiest to the idlest annotator until loads differ by at most one."""
+    queues = {p: sorted((_order(seed, p, i), i) for i in images if p in holders[i] and (p, i) not in answered)
+              for p in people}  # each annotator's movable images, in a fixed order
+    moves = 0
+    while True:
+        busiest = max(people, key=lambda p: (load[p], p))
+        idlest = min(people, key=lambda p: (load[p], p))
+        if load[busiest] - load[idlest] <= 1:
+            return moves
+        pick = next((entry for entry in queues[busiest] if idlest not in holders[entry[1]]), None)
+        if pick is None:
+            return moves
+        image_id = pick[1]
+        queues[busiest].remove(pick)
+        conn.execute("UPDATE assignments SET annotator = ?, position = ? WHERE annotator = ? AND image_id = ?",
+                     (idlest, _order(seed, idlest, image_id), busiest, image_id))
+        holders[image_id] = (holders[image_id] - {busiest}) | {idlest}
+        load[busiest] -= 1
+        load[idlest] += 1
+        moves += 1
+
+
+def _order(seed: int, annotator: str, image_id: str) -> int:
+    """A per-annotator random position, reproducible from the seed."""
+    return int.from_bytes(hashlib.sha256(f"{seed}|{annotator}|{image_id}".encode()).digest()[:6], "big")
+
+
+def next_image(conn: sqlite3.Connection, annotator: str) -> sqlite3.Row | None:
+    return conn.execute(
+        """SELECT i.image_id, i.prompt FROM assignments a JOIN images i USING (image_id)
+           WHERE a.annotator = ? AND NOT EXISTS (
+               SELECT 1 FROM answers s WHERE s.annotator = a.annotator AND s.image_id = a.image_id AND s.undone = 0)
+           ORDER BY a.position LIMIT 1""", (annotator,)).fetchone()
+
+
+def progress(conn: sqlite3.Connection, annotator: str) -> tuple[int, int]:
+    total = conn.execute("SELECT COUNT(*) FROM assignments WHERE annotator = ?", (annotator,)).fetchone()[0]
+    done = conn.execute(
+        """SELECT COUNT(*) FROM answers s JOIN assignments a ON a.annotator = s.annotator AND a.image_id = s.image_id
+           WHERE s.annotator = ? AND s.undone = 0""", (annotator,)).fetchone()[0]
+    return done, total
+
+
+def live_answers(path: Path) -> pd.DataFrame:
+    """Every current answer joined with what it was about (for export and agreement)."""
+    conn = sqlite3.connect(path)
+    try:
+        return pd.read_sql_query(
+            """SELECT s.annotator, s.image_id, i.model, i.variant, i.prompt_id, i.seed, s.label, s.tags, s.comment,
+                      s.seconds, s.source, s.created
+               FROM answers s JOIN images i USING (image_id) WHERE s.undone = 0 ORDER BY s.answer_id""", conn)
+    finally:
+        conn.close()
