@@ -127,12 +127,16 @@ class AnnotateConfig:
 
 @dataclass(frozen=True)
 class AnalyzeConfig:
-    acceptance_source: str = "auto"  # auto (people if any, else the judge) | human | judge
+    acceptance_source: Literal["auto", "human", "judge"] = "auto"  # auto: people if the run has answers, else the judge
     judge_metric: str = "vqa"  # the automatic metric that stands in for people
     judge_threshold: float = 0.5  # accept when the judge's value is at least this
+    judge_quantile: float | None = _spec(None, expect="a number in (0, 1] or null", check=_unit_interval)
+    # judge_quantile, when set, replaces the threshold by that quantile of the judge's values (for
+    # random-weight smoke runs, whose judges have no meaningful absolute scale)
     n_bootstrap: int = _spec(2000, expect="a positive integer", check=_positive)
     confidence: float = _spec(0.95, expect="a number in (0, 1]", check=_unit_interval)
     seed: int = 0
+    copy_figures: bool = True  # copy the run's figures to the checkout's figures/<run>/
 
 
 @dataclass(frozen=True)
@@ -161,7 +165,16 @@ class Profile:
     @property
     def random_weights(self) -> bool:
         """True when the images come from tiny random-weight models (figures must say so)."""
-        return any(m.model.startswith("tiny:") for m in self.generate.models)
+        from .errors import Act2iError
+        from .generate.registry import resolve_spec
+
+        def tiny(entry: T2IModel) -> bool:
+            try:
+                return resolve_spec(entry).id.startswith("tiny:")
+            except Act2iError:
+                return entry.model.startswith("tiny:")
+
+        return any(tiny(m) for m in self.generate.models)
 
 
 def _cross_checks(p: Profile) -> list[tuple[str, str]]:

@@ -15,8 +15,9 @@ ALL = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
 
 
 def test_there_are_stage_notebooks():
-    assert [nb.name for nb in ALL][:4] == [
-        "01_build_benchmark.ipynb", "02_enrich_prompts.ipynb", "03_generate_images.ipynb", "04_evaluate.ipynb"]
+    assert [nb.name for nb in ALL] == [
+        "01_build_benchmark.ipynb", "02_enrich_prompts.ipynb", "03_generate_images.ipynb", "04_evaluate.ipynb",
+        "05_analyze.ipynb", "06_explore.ipynb"]
 
 
 @pytest.mark.parametrize("path", ALL, ids=lambda p: p.name)
@@ -33,9 +34,17 @@ def test_notebook_is_thin_and_clean(path):
             assert not isinstance(node, (ast.FunctionDef, ast.ClassDef)), "move functions into act2i_utils"
 
 
-def test_pipeline_runs_the_stage_notebooks(tmp_path, capsys):
-    run_dir = tmp_path / "smoke"
-    assert main(["run", "--profile", "smoke", "--run", str(run_dir), "--quiet"]) == 0
+@pytest.fixture(scope="module")
+def reproduced(tmp_path_factory):
+    """What `make reproduce` does, into a temporary run (figures not copied into the checkout)."""
+    run_dir = tmp_path_factory.mktemp("reproduce") / "smoke"
+    assert main(["run", "--profile", "smoke", "--run", str(run_dir), "--quiet", "--set", "analyze.copy_figures=false"]) == 0
+    return run_dir
+
+
+def test_pipeline_runs_the_stage_notebooks(reproduced):
+    run_dir = reproduced
+    assert [nb.name for nb in stage_notebooks()] == [nb.name for nb in ALL if nb.name != "06_explore.ipynb"]
     for notebook in stage_notebooks():
         assert (run_dir / "notebooks" / notebook.name).is_file()
     bench = pd.read_parquet(run_dir / "benchmark.parquet")
@@ -49,7 +58,30 @@ def test_pipeline_runs_the_stage_notebooks(tmp_path, capsys):
     scores = pd.read_parquet(run_dir / "scores.parquet")
     assert scores.groupby(["model", "variant", "id", "seed"]).ngroups == 125 * 4
     prov = json.loads((run_dir / "provenance.json").read_text())
-    assert prov["stages"]["benchmark"]["status"] == "done"
+    assert all(prov["stages"][s]["status"] == "done" for s in ("benchmark", "enrich", "generate", "evaluate", "analyze"))
+    assert all(v["status"] == "done" for v in prov["notebooks"].values())
+
+
+def test_reproduce_leaves_every_file_of_the_run_directory_contract(reproduced):
+    run_dir = reproduced
+    for name in ("config.yaml", "provenance.json", "benchmark.parquet", "prompts.parquet", "images/manifest.parquet",
+                 "scores.parquet", "report.html"):
+        assert (run_dir / name).is_file(), name
+    assert len(list(run_dir.glob("images/*/*/*.png"))) == 125 * 4
+    figures = {p.stem for p in run_dir.glob("figures/*.png")}
+    assert {"acceptance", "gain_per_dimension", "wordclouds", "qualitative_tiny-sd3"} <= figures
+    assert all((run_dir / "figures" / f"{stem}.pdf").is_file() for stem in figures)
+    assert {"acceptance.csv", "gains.csv", "paired_variants.csv"} <= {p.name for p in run_dir.glob("tables/*.csv")}
+    report = (run_dir / "report.html").read_text()
+    assert "Random-weight models (smoke profile)" in report
+
+
+def test_explore_notebook_executes(reproduced, tmp_path):
+    out = tmp_path / "06.ipynb"
+    pm.execute_notebook(str(NOTEBOOKS / "06_explore.ipynb"), str(out), progress_bar=False, kernel_name=kernel_name(),
+                        parameters={"run_dir": str(reproduced)})
+    executed = nbformat.read(out, as_version=4)
+    assert any("VBox" in json.dumps(c.get("outputs", [])) for c in executed.cells)
 
 
 def test_notebook_parameters_override_the_profile(tmp_path):
