@@ -34,6 +34,11 @@ test: $(STAMP) browser
 reproduce: $(STAMP)
 	TRANSFORMERS_VERBOSITY=error $(BIN)/act2i run --profile $(PROFILE) --run $(RUN)
 
+# Benchmarks (not tests): each prints a table and writes benchmarks/results/<name>.json.
+bench: $(STAMP)
+	@for b in generate clipscore vqa enrich reproduce; do \
+	  HF_HUB_OFFLINE=1 TRANSFORMERS_VERBOSITY=error $(BIN)/python benchmarks/bench_$$b.py || exit 1; done
+
 tiny: $(STAMP)
 	$(BIN)/act2i tiny
 

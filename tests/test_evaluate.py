@@ -46,20 +46,10 @@ def test_scores_table_is_long_and_complete(scored):
 
 
 def test_clipscore_equals_torchmetrics(scored):
-    from torchmetrics.multimodal.clip_score import CLIPScore
-    from transformers import CLIPModel, CLIPProcessor
+    from act2i_utils.evaluate.reference import torchmetrics_clipscore
 
     run, scores = scored
-    folder = tiny_path("clip")
-
-    class CLIPCompat(CLIPModel):  # torchmetrics expects tensors from get_*_features (transformers 4 behaviour)
-        def get_image_features(self, *a, **k):
-            return super().get_image_features(*a, **k).pooler_output
-
-        def get_text_features(self, *a, **k):
-            return super().get_text_features(*a, **k).pooler_output
-
-    metric = CLIPScore(model_name_or_path=lambda: (CLIPCompat.from_pretrained(folder).eval(), CLIPProcessor.from_pretrained(folder)))
+    metric = torchmetrics_clipscore(tiny_path("clip"))
     bench = pd.read_parquet(run.path("benchmark.parquet")).set_index("id")
     ours = scores[scores["metric"] == "clipscore"]
     for row in ours.itertuples():

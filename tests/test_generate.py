@@ -209,10 +209,13 @@ def test_speed_options_are_applied(tmp_path):
     from act2i_utils.config import GenerateConfig
     from act2i_utils.generate.pipelines import load_pipeline
 
-    options = GenerateConfig(models=[T2IModel(model="tiny-sd3")], vae_slicing=True, vae_tiling=True, compile=True)
+    options = GenerateConfig(models=[T2IModel(model="tiny-sd3")], vae_slicing=True, vae_tiling=True, compile=True,
+                             fuse_qkv=True)
     pipe = load_pipeline(generate.resolve_spec(options.models[0]), device="cpu", options=options)
     assert pipe.vae.use_slicing and pipe.vae.use_tiling
     assert isinstance(pipe.transformer, torch._dynamo.eval_frame.OptimizedModule)
+    processors = pipe.transformer._orig_mod.attn_processors.values()
+    assert all(type(p).__name__.startswith("Fused") for p in processors)
     bad = GenerateConfig(models=options.models, attention_backend="no-such-kernel")
     with pytest.raises(Act2iError, match="Attention backend 'no-such-kernel' is not available"):
         load_pipeline(generate.resolve_spec(options.models[0]), device="cpu", options=bad)
@@ -229,3 +232,20 @@ def test_qualitative_grid(tmp_path, prompts):
     assert titles == ["Original", "Temporal"] and len(fig.axes) == 6
     paths = save_figure(fig, tmp_path / "grid", random_weights=True)
     assert [p.suffix for p in paths] == [".png", ".pdf"] and all(p.stat().st_size > 1000 for p in paths)
+
+
+def test_a_pipeline_in_memory_is_used_instead_of_loading(tmp_path, prompts, monkeypatch):
+    from diffusers import AutoPipelineForText2Image
+
+    from act2i_utils.tiny import tiny_path
+
+    pipe = AutoPipelineForText2Image.from_pretrained(tiny_path("sd3"))
+    pipe.set_progress_bar_config(disable=True)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the stage must not load a pipeline it was given")
+
+    monkeypatch.setattr(gen_stage, "load_pipeline", refuse)
+    run = make_run(tmp_path / "r", prompts, seeds=[42])
+    manifest = generate.run(run, progress=False, pipelines={"tiny-sd3": pipe})
+    assert len(manifest) == 6 and pipe.transformer is not None  # still usable by the caller

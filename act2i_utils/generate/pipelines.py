@@ -53,6 +53,10 @@ def apply_options(pipe, options, device: str) -> None:
     if options.vae_tiling:
         pipe.vae.enable_tiling()
     net = denoiser(pipe)
+    if options.fuse_qkv:
+        if not hasattr(net, "fuse_qkv_projections"):
+            raise Act2iError(f"generate.fuse_qkv is set, but {type(net).__name__} cannot fuse its projections; unset it.")
+        net.fuse_qkv_projections()
     if options.attention_backend:
         try:
             net.set_attention_backend(options.attention_backend)

@@ -1,0 +1,120 @@
+"""The paper-scale architectures with random weights, for throughput measurements without a download.
+
+A diffusion model's speed does not depend on its weights' values, so SD-3.5 Large and FLUX.1-dev
+built from their published configurations with random weights time like the real ones. Each
+component is created directly on the target device in the target dtype (no slow CPU
+initialisation); tokenizers come from the tiny zoo (their ids fit the real vocabularies).
+
+    >>> pipe = build_pipeline("sd35-large", device="cuda")          # about 27 GB in bf16
+    >>> transformer_parameters("sd35-large")                         # counted on the meta device
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+# Published configurations (the models' config.json files on the Hugging Face hub).
+SD35_LARGE = {
+    "transformer": dict(sample_size=128, patch_size=2, in_channels=16, out_channels=16, num_layers=38, attention_head_dim=64,
+                        num_attention_heads=38, joint_attention_dim=4096, caption_projection_dim=2432,
+                        pooled_projection_dim=2048, pos_embed_max_size=192, qk_norm="rms_norm", dual_attention_layers=()),
+    "clip_l": dict(vocab_size=49408, hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
+                   max_position_embeddings=77, projection_dim=768, hidden_act="quick_gelu"),
+    "clip_g": dict(vocab_size=49408, hidden_size=1280, intermediate_size=5120, num_hidden_layers=32, num_attention_heads=20,
+                   max_position_embeddings=77, projection_dim=1280, hidden_act="gelu"),
+    "t5": dict(vocab_size=32128, d_model=4096, d_kv=64, d_ff=10240, num_layers=24, num_heads=64,
+               feed_forward_proj="gated-gelu", relative_attention_num_buckets=32),
+    "vae": dict(in_channels=3, out_channels=3, latent_channels=16, block_out_channels=(128, 256, 512, 512), layers_per_block=2,
+                down_block_types=["DownEncoderBlock2D"] * 4, up_block_types=["UpDecoderBlock2D"] * 4, norm_num_groups=32,
+                sample_size=1024, scaling_factor=1.5305, shift_factor=0.0609, use_quant_conv=False, use_post_quant_conv=False),
+    "scheduler": dict(shift=3.0),
+    "published_transformer_parameters": 8.1e9,
+}
+FLUX1_DEV = {
+    "transformer": dict(patch_size=1, in_channels=64, num_layers=19, num_single_layers=38, attention_head_dim=128,
+                        num_attention_heads=24, joint_attention_dim=4096, pooled_projection_dim=768, guidance_embeds=True,
+                        axes_dims_rope=(16, 56, 56)),
+    "clip_l": SD35_LARGE["clip_l"],
+    "t5": SD35_LARGE["t5"],
+    "vae": {**SD35_LARGE["vae"], "scaling_factor": 0.3611, "shift_factor": 0.1159},
+    "scheduler": dict(shift=3.0, use_dynamic_shifting=True, base_shift=0.5, max_shift=1.15),
+    "published_transformer_parameters": 11.9e9,
+}
+ARCHITECTURES = {"sd35-large": SD35_LARGE, "flux1-dev": FLUX1_DEV}
+
+
+@contextlib.contextmanager
+def _building(device: str, dtype):
+    """Create parameters directly on `device` in `dtype`."""
+    import torch
+
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        with torch.device(device):
+            yield
+    finally:
+        torch.set_default_dtype(before)
+
+
+def _transformer(name: str):
+    from diffusers import FluxTransformer2DModel, SD3Transformer2DModel
+
+    cls = SD3Transformer2DModel if name == "sd35-large" else FluxTransformer2DModel
+    return cls(**ARCHITECTURES[name]["transformer"])
+
+
+def transformer_parameters(name: str) -> int:
+    """Parameter count of the denoising transformer, built on the meta device (nothing allocated)."""
+    import torch
+
+    with torch.device("meta"):
+        model = _transformer(name)
+    return sum(p.numel() for p in model.parameters())
+
+
+def build_pipeline(name: str, device: str = "cuda", dtype: str = "bfloat16"):
+    """A random-weight pipeline with the exact architecture of `name` (sd35-large or flux1-dev)."""
+    import torch
+    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxPipeline, StableDiffusion3Pipeline
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, T5Config, T5EncoderModel
+
+    from ..tiny import clip_tokenizer, t5_tokenizer
+
+    arch, torch_dtype = ARCHITECTURES[name], getattr(torch, dtype)
+    clip_tok, t5_tok = clip_tokenizer(), t5_tokenizer(model_max_length=512)
+    ids = dict(bos_token_id=clip_tok.bos_token_id, eos_token_id=clip_tok.eos_token_id, pad_token_id=clip_tok.pad_token_id)
+    torch.manual_seed(0)
+    with _building(device, torch_dtype):
+        transformer = _transformer(name)
+        vae = AutoencoderKL(**arch["vae"])
+        t5 = T5EncoderModel(T5Config(**arch["t5"]))
+        scheduler = FlowMatchEulerDiscreteScheduler(**arch["scheduler"])
+        if name == "sd35-large":
+            clip_l = CLIPTextModelWithProjection(CLIPTextConfig(**arch["clip_l"], **ids))
+            clip_g = CLIPTextModelWithProjection(CLIPTextConfig(**arch["clip_g"], **ids))
+            pipe = StableDiffusion3Pipeline(transformer=transformer, vae=vae, scheduler=scheduler,
+                                            text_encoder=clip_l, tokenizer=clip_tok, text_encoder_2=clip_g,
+                                            tokenizer_2=clip_tokenizer(), text_encoder_3=t5, tokenizer_3=t5_tok)
+        else:
+            clip_l = CLIPTextModel(CLIPTextConfig(**arch["clip_l"], **ids))
+            pipe = FluxPipeline(transformer=transformer, vae=vae, scheduler=scheduler, text_encoder=clip_l,
+                                tokenizer=clip_tok, text_encoder_2=t5, tokenizer_2=t5_tok)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe.to(device, torch_dtype)
+
+
+def sd3_flops_per_step(height: int, width: int, text_tokens: int, batch: int, config: dict | None = None) -> float:
+    """Matrix-multiply FLOPs of one SD3 transformer call (one denoising step) on `batch` latents.
+
+    Per layer and sequence: each stream's q, k, v, out and 4x MLP weights (12 d^2 multiply-adds per
+    token, applied to its own tokens), plus attention scores and values over the joint sequence
+    (2 T^2 d multiply-adds). A multiply-add is 2 FLOPs. Patch embedding, modulation and the final
+    layer are under 1 % and left out.
+    """
+    cfg = config or SD35_LARGE["transformer"]
+    d = cfg["num_attention_heads"] * cfg["attention_head_dim"]
+    image_tokens = (height // 8 // cfg["patch_size"]) * (width // 8 // cfg["patch_size"])
+    tokens = image_tokens + text_tokens
+    per_layer = 2 * (12 * d * d * tokens + 2 * tokens * tokens * d)
+    return float(per_layer * cfg["num_layers"] * batch)
