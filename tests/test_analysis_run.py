@@ -56,7 +56,7 @@ def test_with_people_every_paper_figure_is_made(analysed):
     expected = {"acceptance", "gain_per_dimension", "wordclouds", "metric_validity",
                 "winrate_variants_tiny-sd3", "winrate_variants_tiny-flux", "winrate_models_base", "winrate_models_temporal",
                 "failure_modes_tiny-sd3", "qualitative_tiny-sd3", "qualitative_tiny-flux"}
-    expected |= {f"heatmap_{m}_{label}" for m in ("tiny-sd3", "tiny-flux")
+    expected |= {f"{kind}_{m}_{label}" for kind in ("heatmap", "gainmap") for m in ("tiny-sd3", "tiny-flux")
                  for label in ("emotional_valence", "spatial_topology", "temporal_extent", "rarity_label")}
     assert expected <= names
     for name in expected:

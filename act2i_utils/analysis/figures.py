@@ -188,6 +188,8 @@ def label_heatmap(table: pd.DataFrame, model: str, source: str, value: str = "ac
     import numpy as np
 
     part = table[table["model"] == model]
+    if value != "acceptance":
+        part = part[part["variant"] != "base"]  # the base prompt's gain over itself is zero by definition
     grid = part.pivot_table(index="value", columns="variant", values=value, sort=False)
     grid = grid[[v for v in dict.fromkeys(part["variant"]) if v in grid.columns]]
     label = part["label"].iloc[0].replace("_", " ")

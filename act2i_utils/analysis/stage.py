@@ -146,6 +146,8 @@ def _figures(results: Results, run, bench, acc, source: str) -> None:
         slug = model.replace("/", "_")
         for label in ("emotional_valence", "spatial_topology", "temporal_extent", "rarity_label"):
             save(f"heatmap_{slug}_{label}", fg.label_heatmap(t[f"breakdown_{label}"], model, source))
+            if len(results.gains):
+                save(f"gainmap_{slug}_{label}", fg.label_heatmap(t[f"breakdown_{label}"], model, source, value="relative_gain"))
         matrix = stats.win_matrix(t["paired_variants"], "model", model)
         if len(matrix) > 1:
             save(f"winrate_variants_{slug}", fg.win_heatmap(matrix, f"{model}: variant against variant", source))
