@@ -109,6 +109,23 @@ class Run:
             prov.setdefault("models", {})[source.ref] = {**source.to_dict(), "used_for": what}
 
 
+PRODUCERS = {
+    "benchmark.parquet": "the build-benchmark stage (notebook 01)",
+    "prompts.parquet": "the enrich-prompts stage (notebook 02)",
+    "scores.parquet": "the evaluate stage (notebook 04)",
+}
+
+
+def require(root: str | Path, name: str) -> Path:
+    """The path of an earlier stage's output in run `root`, or one sentence saying which stage makes it."""
+    from .errors import InputError
+
+    path = Path(root) / name
+    if not path.is_file():
+        raise InputError(f"{path} does not exist; run {PRODUCERS.get(name, 'the stage that writes it')} first.")
+    return path
+
+
 def read_json(path: Path) -> dict:
     import json
 

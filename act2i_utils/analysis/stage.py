@@ -18,6 +18,7 @@ import pandas as pd
 from ..config import REPO_ROOT
 from ..errors import InputError
 from ..fileio import atomic_path
+from ..runs import require
 from . import figures as fg
 from . import linguistics, stats
 
@@ -67,10 +68,7 @@ def load_acceptance(run) -> tuple[stats.Acceptance, pd.DataFrame, pd.DataFrame]:
 def run(run, progress: bool = True) -> Results:
     """Analyse the run; see the module docstring for what it writes."""
     cfg = run.config.analyze
-    bench_path = run.path("benchmark.parquet")
-    if not bench_path.is_file():
-        raise InputError(f"{bench_path} does not exist; run the build-benchmark stage first.")
-    bench = pd.read_parquet(bench_path)
+    bench = pd.read_parquet(require(run.root, "benchmark.parquet"))
     with run.stage("analyze"):
         acc, answers, scores = load_acceptance(run)
         variants = list(dict.fromkeys(["base", *run.config.generate.variants, *acc.table["variant"]]))

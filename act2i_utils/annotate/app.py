@@ -90,7 +90,7 @@ def create_app(run_root: str | Path) -> Starlette:
         path = (root / row["path"]).resolve()
         if root not in path.parents:  # only files inside the run directory, whatever the database says
             raise Denied(404, "No such image for you.")
-        return Response(_blind_png(str(path)), media_type="image/png", headers={"Cache-Control": "private, no-store"})
+        return Response(blind_png(path), media_type="image/png", headers={"Cache-Control": "private, no-store"})
 
     async def answer(request: Request):
         name = annotator(request, write=True)
@@ -159,9 +159,14 @@ async def _json(request: Request) -> dict:
     return body
 
 
-@functools.lru_cache(maxsize=256)
-def _blind_png(path: str) -> bytes:
+def blind_png(path: Path) -> bytes:
     """The image re-encoded as a bare PNG: act2i's metadata chunk names the model and variant."""
+    stat = path.stat()
+    return _blind_png(str(path), stat.st_mtime_ns, stat.st_size)  # a remade image is not served from the cache
+
+
+@functools.lru_cache(maxsize=256)
+def _blind_png(path: str, mtime_ns: int, size: int) -> bytes:
     from PIL import Image
 
     with Image.open(path) as img:

@@ -16,7 +16,7 @@ from xml.sax.saxutils import quoteattr
 from ..errors import InputError
 from ..fileio import write_bytes, write_json, write_text
 from . import storage
-from .app import _blind_png
+from .app import blind_png
 
 
 def labeling_config() -> str:
@@ -49,7 +49,7 @@ def export_tasks(run_root: Path, out: Path, url_prefix: str = "/data/local-files
     out = Path(out)
     tasks = []
     for number, (image_id, path, prompt) in enumerate(rows, 1):
-        write_bytes(out / "images" / f"{image_id}.png", _blind_png(str(Path(run_root).resolve() / path)))
+        write_bytes(out / "images" / f"{image_id}.png", blind_png(Path(run_root).resolve() / path))
         tasks.append({"id": number, "data": {"image": f"{url_prefix}images/{image_id}.png", "prompt": prompt, "image_id": image_id}})
     write_json(out / "tasks.json", tasks)
     write_text(out / "labeling_config.xml", labeling_config())

@@ -10,6 +10,7 @@ import pandas as pd
 
 from ..errors import InputError
 from ..fileio import atomic_path, write_parquet
+from ..runs import require
 from . import storage
 from .agreement import agreement, per_annotator
 
@@ -25,12 +26,10 @@ def prepare_study(run_root: Path, overlap: int, seed: int = 0) -> Path:
     manifest = read_manifest(run_root)
     if manifest.empty:
         raise InputError(f"{run_root} has no images yet; run the generate stage before starting a study.")
-    bench_path = run_root / "benchmark.parquet"
-    if not bench_path.is_file():
-        raise InputError(f"{bench_path} does not exist; run the build-benchmark stage first.")
+    bench = pd.read_parquet(require(run_root, "benchmark.parquet"))
     db = storage.db_path(run_root)
     storage.init_db(db)
-    storage.sync_images(db, manifest, pd.read_parquet(bench_path))
+    storage.sync_images(db, manifest, bench)
     storage.assign(db, overlap, seed)
     return db
 

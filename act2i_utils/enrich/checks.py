@@ -42,13 +42,10 @@ def clean(text: str | None) -> str:
     text = re.sub(r"```[a-zA-Z]*", "", text)  # code fences
     lines = [_strip_markdown(line) for line in text.splitlines() if not re.match(r"^\s*#{1,6}\s", line)]
     text = _PREAMBLE.sub("", "\n".join(lines).strip(), count=1)
-    kept = []
-    for paragraph in re.split(r"\n\s*\n", text):
-        lines = [line.strip() for line in paragraph.splitlines() if line.strip() and not _COMMENTARY.match(line)]
-        if lines:
-            kept.append(" ".join(lines))
-            break  # the prompt is the first real paragraph; the rest is commentary
-    text = " ".join(" ".join(kept).split())
+    paragraphs = ([line.strip() for line in p.splitlines() if line.strip() and not _COMMENTARY.match(line)]
+                  for p in re.split(r"\n\s*\n", text))
+    first = next((lines for lines in paragraphs if lines), [])  # the prompt; later paragraphs are commentary
+    text = " ".join(" ".join(first).split())
     while len(text) >= 2 and text[0] in _QUOTES and text[-1] in _QUOTES:
         text = text[1:-1].strip()
     return text.strip(_QUOTES + " ").strip()

@@ -133,15 +133,11 @@ def run(run, progress: bool = True) -> pd.DataFrame:
         >>> run = open_run("runs/demo", "smoke"); benchmark.run(run)
         >>> prompts = enrich.run(run)
     """
-    from ..errors import InputError
-    from ..runs import resolve_device
+    from ..runs import require, resolve_device
     from .budget import budget_for_models
 
     cfg = run.config.enrich
-    bench_path = run.path("benchmark.parquet")
-    if not bench_path.is_file():
-        raise InputError(f"{bench_path} does not exist; run the build-benchmark stage (notebook 01) first.")
-    table = pd.read_parquet(bench_path)
+    table = pd.read_parquet(require(run.root, "benchmark.parquet"))
     with run.stage("enrich"):
         backend = make_backend(cfg, device=resolve_device(run.config.device), agents=run.config.benchmark.agents, run=run)
         budget = budget_for_models(run.config.generate.models)

@@ -107,16 +107,13 @@ def run(run, progress: bool = True) -> pd.DataFrame:
         >>> evaluate.summary(scores)
     """
     from ..generate.manifest import read_manifest
-    from ..runs import resolve_device
+    from ..runs import require, resolve_device
 
     cfg = run.config.evaluate
     manifest = read_manifest(run.root)
     if manifest.empty:
         raise InputError(f"{run.root / 'images' / 'manifest.parquet'} lists no images; run the generate stage (notebook 03) first.")
-    bench_path = run.path("benchmark.parquet")
-    if not bench_path.is_file():
-        raise InputError(f"{bench_path} does not exist; run the build-benchmark stage (notebook 01) first.")
-    bench = pd.read_parquet(bench_path)
+    bench = pd.read_parquet(require(run.root, "benchmark.parquet"))
     items = image_items(run.root, manifest, bench)
     actions = [a for a in dict.fromkeys(bench["action"]) if a]
     cache = JsonlCache(run.path("scores_cache.jsonl"))

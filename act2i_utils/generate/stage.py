@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import Act2iError, InputError
-from ..runs import now, package_versions
+from ..runs import now, package_versions, require
 from .manifest import (
     KEY, append_rows, image_relpath, is_valid_png, merge_manifest, prompt_hash, read_manifest, save_png,
 )
@@ -44,10 +44,7 @@ class Job:
 
 
 def read_prompts(run_root: Path) -> pd.DataFrame:
-    path = run_root / "prompts.parquet"
-    if not path.is_file():
-        raise InputError(f"{path} does not exist; run the enrich-prompts stage (notebook 02) first.")
-    return pd.read_parquet(path)
+    return pd.read_parquet(require(run_root, "prompts.parquet"))
 
 
 def plan_jobs(prompts: pd.DataFrame, specs: list[ModelSpec], variants: list[str], seeds: list[int]) -> list[Job]:
