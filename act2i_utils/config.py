@@ -444,9 +444,5 @@ def _display(path: Path) -> Path:
         return path
 
 
-def profile_from_dict(data: dict, source: str = "config.yaml") -> Profile:
-    return validate(data, source)
-
-
 def dump(profile: Profile) -> str:
     return yaml.safe_dump(profile.to_dict(), sort_keys=False, allow_unicode=True)

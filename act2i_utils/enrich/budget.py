@@ -34,9 +34,6 @@ class TokenBudget:
     def limit(self) -> int | None:
         return min((e.limit for e in self.encoders), default=None)
 
-    def counts(self, text: str) -> dict[str, int]:
-        return {e.label: e.count(text) for e in self.encoders}
-
     def too_long(self, text: str) -> bool:
         return any(e.count(text) > e.limit for e in self.encoders)
 

@@ -120,7 +120,7 @@ def run(run, progress: bool = True, pipelines: dict | None = None) -> pd.DataFra
     device = resolve_device(run.config.device) if world == 1 else str(acc_device)
     specs = [resolve_spec(m) for m in cfg.models]
     jobs = plan_jobs(read_prompts(run.root), specs, cfg.variants, cfg.seeds)
-    _check_writable(run.root / "images")
+    _check_writable(run.images)
     records = {tuple(r[k] for k in KEY): r for r in read_manifest(run.root).to_dict("records")}
     by_label = {s.label: s for s in specs}
     todo = [j for j in jobs if not is_done(j, by_label[j.model], records.get(j.key), run.root)]
