@@ -153,7 +153,13 @@ def test_out_of_memory_halves_the_batch(tmp_path, prompts, monkeypatch):
 def test_sharded_accelerate_run_equals_a_single_process(tmp_path, prompts):
     single = _generated(tmp_path / "single", prompts, batch_size=2)
     sharded = make_run(tmp_path / "sharded", prompts, batch_size=2)
+    import socket
+
+    with socket.socket() as sock:  # a free port for the processes' rendezvous
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2", "--num_machines", "1",
+           "--main_process_port", str(port),
            "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "act2i_utils.cli", "generate",
            "--run", str(sharded.root), "--quiet"]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
