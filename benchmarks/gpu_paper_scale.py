@@ -58,6 +58,15 @@ def shrink_for_cpu() -> None:
     """--tiny: the same code path with small configurations, to check the script on a CPU."""
     from act2i_utils.generate import architectures as arch
 
+    arch.FLUX1_DEV.update(
+        transformer=dict(patch_size=1, in_channels=64, num_layers=1, num_single_layers=1, attention_head_dim=16,
+                         num_attention_heads=2, joint_attention_dim=32, pooled_projection_dim=32, guidance_embeds=True,
+                         axes_dims_rope=(4, 6, 6)),
+        clip_l={**arch.SD35_LARGE["clip_l"], "hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 2,
+                "num_attention_heads": 4, "projection_dim": 32},
+        t5={**arch.SD35_LARGE["t5"], "d_model": 32, "d_ff": 37, "num_layers": 2, "num_heads": 4, "d_kv": 8},
+        vae={**arch.SD35_LARGE["vae"], "block_out_channels": (8, 8, 8, 8), "norm_num_groups": 4, "layers_per_block": 1},
+    )
     arch.SD35_LARGE.update(
         transformer=dict(sample_size=32, patch_size=2, in_channels=16, out_channels=16, num_layers=2, attention_head_dim=8,
                          num_attention_heads=4, joint_attention_dim=32, caption_projection_dim=32, pooled_projection_dim=64,
@@ -138,6 +147,7 @@ def main() -> None:
     parser.add_argument("--phases", default="a,b1,b4,compile",
                         help="comma-separated: a, b1, b4, compile, b4_cudnn (cuDNN attention), b4_fused_cudnn (and fused QKV)")
     parser.add_argument("--out-name", default=None, help="results file name (without .json)")
+    parser.add_argument("--model", default="sd35-large", choices=["sd35-large", "flux1-dev"])
     args = parser.parse_args()
     RESULTS["out_name"] = args.out_name
     if args.tiny:
@@ -149,14 +159,15 @@ def main() -> None:
 
     from act2i_utils import generate
     from act2i_utils.benchmark import build_benchmark
-    from act2i_utils.generate.architectures import SD35_LARGE, build_pipeline, sd3_flops_per_step, transformer_parameters
+    from act2i_utils.generate.architectures import build_pipeline, flux_flops_per_step, sd3_flops_per_step, transformer_parameters
     from act2i_utils.generate.pipelines import call_kwargs
     from act2i_utils.runs import open_run
 
     cuda = torch.cuda.is_available() and not args.tiny
     device = "cuda" if cuda else "cpu"
-    size, steps, dtype = (64, 2, "float32") if args.tiny else (1024, 40, "bfloat16")
-    RESULTS.update(tiny=args.tiny, device=torch.cuda.get_device_name(0) if cuda else "cpu", torch=torch.__version__,
+    flux = args.model == "flux1-dev"
+    size, steps, dtype = (64, 2, "float32") if args.tiny else (1024, 50 if flux else 40, "bfloat16")
+    RESULTS.update(model=args.model, tiny=args.tiny, device=torch.cuda.get_device_name(0) if cuda else "cpu", torch=torch.__version__,
                    cuda=torch.version.cuda, height=size, width=size, steps=steps, dtype=dtype)
     try:
         import diffusers
@@ -170,7 +181,7 @@ def main() -> None:
                                                capture_output=True, text=True).stdout.strip()
     except Exception as err:  # noqa: BLE001 - versions are nice to have
         RESULTS["version_error"] = str(err)
-    RESULTS["transformer_parameters"] = transformer_parameters("sd35-large")
+    RESULTS["transformer_parameters"] = transformer_parameters(args.model)
     log(f"device {RESULTS['device']}, transformer parameters {RESULTS['transformer_parameters'] / 1e9:.3f} B")
 
     if cuda:
@@ -179,22 +190,24 @@ def main() -> None:
     save()
 
     start = time.perf_counter()
-    pipe = build_pipeline("sd35-large", device=device, dtype=dtype)
+    pipe = build_pipeline(args.model, device=device, dtype=dtype)
     RESULTS["build_seconds"] = time.perf_counter() - start
-    log(f"built SD-3.5 Large with random weights in {RESULTS['build_seconds']:.1f} s")
+    log(f"built {args.model} with random weights in {RESULTS['build_seconds']:.1f} s")
     if cuda:
         torch.cuda.synchronize()
         RESULTS["weights_gib"] = torch.cuda.memory_allocated() / 2 ** 30
     save()
 
-    label = "sd35-large-random"
-    entry = {"model": "sd35-large", "name": label, "steps": steps, "guidance": 3.5, "height": size, "width": size, "dtype": dtype}
+    label = f"{args.model}-random"
+    entry = {"model": args.model, "name": label, "steps": steps, "guidance": 3.5, "height": size, "width": size, "dtype": dtype}
     work = Path(tempfile.mkdtemp(prefix="act2i-gpu-"))
     bench = build_benchmark(seed=0)
     spec = generate.resolve_spec(open_run(work / "probe", "smoke", {"generate": {"models": [entry]}}).config.generate.models[0])
     kwargs = call_kwargs(pipe, spec)
-    text_tokens = 77 + (spec.max_sequence_length or 256)
-    flops_per_image = steps * sd3_flops_per_step(size, size, text_tokens, batch=2)  # classifier-free guidance doubles the batch
+    if flux:  # guidance-distilled: one latent per image; the text is T5's alone
+        flops_per_image = steps * flux_flops_per_step(size, size, spec.max_sequence_length or 512, batch=1)
+    else:  # classifier-free guidance doubles the batch; the text is CLIP's 77 tokens and T5's
+        flops_per_image = steps * sd3_flops_per_step(size, size, 77 + (spec.max_sequence_length or 256), batch=2)
     RESULTS["transformer_tflop_per_image"] = flops_per_image / 1e12
 
     log("warm-up call (2 steps)")

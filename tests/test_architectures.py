@@ -44,3 +44,9 @@ def test_build_path_with_small_configs(monkeypatch):
     image = pipe("a wolf chasing a deer", num_inference_steps=1, height=64, width=64,
                  generator=torch.Generator("cpu").manual_seed(0)).images[0]
     assert image.size == (64, 64)
+
+
+def test_flux_flops_per_step_by_hand():
+    d, tokens = 24 * 128, 64 * 64 + 512
+    expected = (19 + 38) * 2 * (12 * d * d * tokens + 2 * tokens * tokens * d)
+    assert arch.flux_flops_per_step(1024, 1024, 512, batch=1) == expected

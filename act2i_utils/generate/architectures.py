@@ -118,3 +118,19 @@ def sd3_flops_per_step(height: int, width: int, text_tokens: int, batch: int, co
     tokens = image_tokens + text_tokens
     per_layer = 2 * (12 * d * d * tokens + 2 * tokens * tokens * d)
     return float(per_layer * cfg["num_layers"] * batch)
+
+
+def flux_flops_per_step(height: int, width: int, text_tokens: int, batch: int, config: dict | None = None) -> float:
+    """Matrix-multiply FLOPs of one FLUX transformer call on `batch` latents (FLUX.1-dev is
+    guidance-distilled: one latent per image, no second pass for guidance).
+
+    Double-stream blocks: each stream's q, k, v, out and 4x MLP (12 d^2 per token of that stream).
+    Single-stream blocks over the joint sequence: q, k, v (3 d^2), MLP in (4 d^2) and the fused
+    output projection from 5d (5 d^2), also 12 d^2 per token. Every block adds attention over the
+    joint sequence (2 T^2 d multiply-adds).
+    """
+    cfg = config or FLUX1_DEV["transformer"]
+    d = cfg["num_attention_heads"] * cfg["attention_head_dim"]
+    tokens = (height // 16) * (width // 16) + text_tokens  # 8x VAE, then 2x2 latent packing
+    per_block = 2 * (12 * d * d * tokens + 2 * tokens * tokens * d)
+    return float(per_block * (cfg["num_layers"] + cfg["num_single_layers"]) * batch)
