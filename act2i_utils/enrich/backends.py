@@ -163,54 +163,43 @@ class OpenAIBackend:
                 return list(pool.map(lambda r: self._complete(client, r), requests))
 
     def _complete(self, client, request: Request) -> str:
-        import httpx
-
-        url = f"{self.base_url}/chat/completions"
         body = {"model": self.model_ref, "messages": request.messages(), "temperature": self.temperature,
                 "top_p": self.top_p, "max_tokens": self.max_new_tokens, "seed": request.seed}
-        last = ""
         for attempt in range(self.max_retries + 1):
             try:
-                response = client.post(url, json=body)
-            except httpx.ConnectError:
-                last = "connection refused"
+                return self._post(client, body)
+            except _Transient as failure:
                 if attempt == self.max_retries:
-                    raise EnrichError(
-                        f"Could not reach the OpenAI-compatible server at {self.base_url} ({last}); "
-                        "start the server or correct enrich.base_url."
-                    ) from None
-                self._wait(attempt, None)
-                continue
-            except httpx.TimeoutException:
-                last = f"no answer within {self.timeout_s:g} s"
-                if attempt == self.max_retries:
-                    raise EnrichError(
-                        f"The server at {self.base_url} gave {last} after {attempt + 1} tries; "
-                        "raise enrich.timeout_s, lower enrich.concurrency, or check the server."
-                    ) from None
-                self._wait(attempt, None)
-                continue
-            status = response.status_code
-            if status in (401, 403):
-                raise EnrichError(
-                    f"The server at {self.base_url} refused the API key ({status}); set a valid key in the "
-                    f"environment variable {self.api_key_env} (currently {'set' if os.environ.get(self.api_key_env) else 'unset'})."
-                )
-            if status == 429 or status >= 500:
-                last = f"HTTP {status}"
-                if attempt == self.max_retries:
-                    raise EnrichError(f"The server at {self.base_url} kept answering {last} after {attempt + 1} tries; try again later.")
-                self._wait(attempt, response.headers.get("retry-after"))
-                continue
-            if status >= 400:
-                raise EnrichError(f"The server at {self.base_url} rejected the request (HTTP {status}: {_server_message(response)}); "
-                                  f"check enrich.model ('{self.model_ref}') and the sampling settings.")
-            try:
-                return response.json()["choices"][0]["message"]["content"] or ""
-            except (ValueError, KeyError, IndexError, TypeError):
-                raise EnrichError(f"The server at {self.base_url} answered without choices[0].message.content; "
-                                  "is it an OpenAI-compatible chat-completions endpoint?") from None
+                    raise EnrichError(failure.give_up(self.base_url, attempt + 1, self.timeout_s)) from None
+                self._wait(attempt, failure.retry_after)
         raise AssertionError("unreachable")
+
+    def _post(self, client, body: dict) -> str:
+        """One request: the answer's text, a `_Transient` failure worth retrying, or an EnrichError."""
+        import httpx
+
+        try:
+            response = client.post(f"{self.base_url}/chat/completions", json=body)
+        except httpx.ConnectError:
+            raise _Transient("unreachable") from None
+        except httpx.TimeoutException:
+            raise _Transient("timeout") from None
+        status = response.status_code
+        if status in (401, 403):
+            raise EnrichError(
+                f"The server at {self.base_url} refused the API key ({status}); set a valid key in the "
+                f"environment variable {self.api_key_env} (currently {'set' if os.environ.get(self.api_key_env) else 'unset'})."
+            )
+        if status == 429 or status >= 500:
+            raise _Transient(f"HTTP {status}", response.headers.get("retry-after"))
+        if status >= 400:
+            raise EnrichError(f"The server at {self.base_url} rejected the request (HTTP {status}: {_server_message(response)}); "
+                              f"check enrich.model ('{self.model_ref}') and the sampling settings.")
+        try:
+            return response.json()["choices"][0]["message"]["content"] or ""
+        except (ValueError, KeyError, IndexError, TypeError):
+            raise EnrichError(f"The server at {self.base_url} answered without choices[0].message.content; "
+                              "is it an OpenAI-compatible chat-completions endpoint?") from None
 
     def _wait(self, attempt: int, retry_after: str | None) -> None:
         delay = self.backoff_s * 2 ** attempt
@@ -220,6 +209,23 @@ class OpenAIBackend:
             except ValueError:
                 pass
         time.sleep(min(delay * (1 + 0.1 * random.random()), self.max_backoff_s))
+
+
+class _Transient(Exception):
+    """A failure that may pass: refused connection, timeout, 429 or 5xx."""
+
+    def __init__(self, kind: str, retry_after: str | None = None):
+        super().__init__(kind)
+        self.kind, self.retry_after = kind, retry_after
+
+    def give_up(self, base_url: str, tries: int, timeout_s: float) -> str:
+        if self.kind == "unreachable":
+            return (f"Could not reach the OpenAI-compatible server at {base_url} (connection refused); "
+                    "start the server or correct enrich.base_url.")
+        if self.kind == "timeout":
+            return (f"The server at {base_url} gave no answer within {timeout_s:g} s after {tries} tries; "
+                    "raise enrich.timeout_s, lower enrich.concurrency, or check the server.")
+        return f"The server at {base_url} kept answering {self.kind} after {tries} tries; try again later."
 
 
 def _server_message(response) -> str:
