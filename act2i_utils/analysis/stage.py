@@ -101,7 +101,7 @@ def _tables(results: Results, run, bench, acc, answers, scores) -> None:
     t["gee_odds_ratios"], note = stats.gee_odds_ratios(acc.table, cfg.confidence)
     results.notes.append(note)
     if len(answers) and len(scores):
-        human = stats.from_annotations(answers).table
+        human = acc.table if acc.source == "human" else stats.from_annotations(answers).table  # votes counted once
         t["metric_validity"] = stats.metric_validity(scores, human)
     else:
         results.notes.append("Metric validity skipped: it needs both human annotations and automatic scores.")
