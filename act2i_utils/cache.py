@@ -1,4 +1,6 @@
-"""A durable cache of model answers, keyed on everything that shapes them.
+"""Where act2i keeps its caches, and a durable cache of model answers keyed on everything that shapes them.
+
+`cache_dir()` is `$ACT2I_CACHE` (default `~/.cache/act2i`): the tiny models and the Jupyter kernel spec.
 
 The enrich stage keys rewrites on (backend, model, instruction, base prompt, sampling
 settings, sample, attempt); the evaluate stage keys judgements on (image hash, judge, model,
@@ -18,6 +20,11 @@ from pathlib import Path
 def cache_key(**parts) -> str:
     blob = json.dumps(parts, sort_keys=True, ensure_ascii=False, default=str)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def cache_dir() -> Path:
+    """The folder for act2i's caches: `$ACT2I_CACHE`, default `~/.cache/act2i`."""
+    return Path(os.environ.get("ACT2I_CACHE", "~/.cache/act2i")).expanduser()
 
 
 class JsonlCache:

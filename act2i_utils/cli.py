@@ -1,6 +1,8 @@
 """The `act2i` command.
 
     act2i run --profile smoke --run smoke [--fresh] [--set generate.seeds=[42,43] ...]
+    act2i run --run smoke --only 03 04              rerun stages of an existing run with its own config
+    act2i run --run smoke --set generate.seeds=[1] --reconfigure   change an existing run's config
     act2i profile --profile paper [--set ...]      print the resolved profile
     act2i tiny [NAME ...]                          build the tiny offline models now
     act2i generate --run runs/NAME                 the generate stage alone; with many GPUs:
@@ -23,13 +25,28 @@ def run_dir_for(run: str, runs_root: str = "runs") -> Path:
     return Path(run) if ("/" in run or run.startswith(".")) else Path(runs_root) / run
 
 
-def _cmd_run(args) -> None:
-    from . import config as cfg
-    from .pipeline import stage_notebooks, run_notebooks
+def _command(args) -> str:
+    return "act2i " + " ".join(args.argv)
+
+
+def _open_for_change(args, profile):
+    """Open (or create) the run named by --run, validated and checked before anything is written."""
+    from .pipeline import check_profile
     from .runs import open_run
 
-    overrides = cfg.parse_overrides(args.set)
-    run = open_run(run_dir_for(args.run, args.runs_root), args.profile, overrides, fresh=args.fresh)
+    run = open_run(run_dir_for(args.run, args.runs_root), profile, args.set, fresh=getattr(args, "fresh", False),
+                   reconfigure=args.reconfigure, command=_command(args), check=check_profile)
+    if run.changed:
+        print(f"act2i: changed {', '.join(run.changed)} in {run.config_path}")
+    return run
+
+
+def _cmd_run(args) -> None:
+    from .pipeline import run_notebooks, stage_notebooks
+    from .runs import RunPaths
+
+    exists = RunPaths(run_dir_for(args.run, args.runs_root)).config_path.is_file() and not args.fresh
+    run = _open_for_change(args, args.profile or (None if exists else "smoke"))
     notebooks = stage_notebooks(args.notebooks)
     if args.only:
         wanted = set(args.only)
@@ -37,14 +54,12 @@ def _cmd_run(args) -> None:
     if not notebooks:
         raise Act2iError(f"No stage notebooks to run in {args.notebooks} (expected files named like 01_build_benchmark.ipynb).")
     print(f"act2i: run {run.root} with profile '{run.config.name}' ({len(notebooks)} notebooks)")
-    run_notebooks(run, notebooks, profile=args.profile, overrides=overrides, progress=not args.quiet)
+    run_notebooks(run, notebooks, progress=not args.quiet)  # the notebooks reuse the config.yaml just written
     print(f"act2i: finished; outputs in {run.root}")
 
 
 def _open(args):
-    from .runs import open_run
-
-    return open_run(run_dir_for(args.run, args.runs_root), args.profile or None, args.set)
+    return _open_for_change(args, args.profile or None)
 
 
 def _cmd_generate(args) -> None:
@@ -58,7 +73,7 @@ def _cmd_generate(args) -> None:
 def _cmd_import_images(args) -> None:
     from . import generate
 
-    manifest = generate.import_images(_open(args), args.folder, args.mapping)
+    manifest = generate.import_images(_open(args), args.folder, args.mapping, replace=args.replace)
     print(f"act2i: {len(manifest)} images in the manifest")
 
 
@@ -66,16 +81,17 @@ def _cmd_annotate(args) -> None:
     from .annotate import labelstudio, study
     from .runs import open_run
 
-    run = open_run(run_dir_for(args.run, args.runs_root))
+    readonly = args.action == "status"
+    run = open_run(run_dir_for(args.run, args.runs_root), readonly=readonly, command=None if readonly else _command(args))
     overlap = args.overlap or run.config.annotate.overlap
     seed = run.config.annotate.seed
     if args.action == "serve":
-        print(f"act2i: serving the study of {run.root} on http://{args.host}:{args.port} (Ctrl+C stops; answers are saved as they come)")
+        print(study.serve_banner(args.host, args.port))
         study.serve(run.root, args.host, args.port, overlap, seed)
     elif args.action == "add-annotator":
         if not args.name:
             raise Act2iError("add-annotator needs a name: act2i annotate add-annotator NAME --run runs/NAME.")
-        link = study.add_annotator(run.root, args.name, overlap, seed, args.host, args.port)
+        link = study.add_annotator(run.root, args.name, overlap, seed, args.host, args.port, rotate=args.rotate)
         print(f"Personal link for {args.name} (keep it secret; it is their password):\n{link}")
     elif args.action == "export":
         for path in study.export(run.root):
@@ -98,8 +114,11 @@ def _cmd_annotate(args) -> None:
 
 def _cmd_profile(args) -> None:
     from . import config as cfg
+    from .pipeline import check_profile
 
-    print(cfg.dump(cfg.load_profile(args.profile, args.set)), end="")
+    profile = cfg.load_profile(args.profile, args.set)
+    check_profile(profile)
+    print(cfg.dump(profile), end="")
 
 
 def _cmd_tiny(args) -> None:
@@ -120,10 +139,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run the stage notebooks with papermill into runs/NAME")
-    run.add_argument("--profile", default="smoke", help="configs/<profile>.yaml or a path (default: smoke)")
+    run.add_argument("--profile", default=None,
+                     help="configs/<profile>.yaml or a path, for a new run (default: smoke); an existing run keeps its own")
     run.add_argument("--run", default="smoke", help="run name under --runs-root, or a path (default: smoke)")
     run.add_argument("--runs-root", default="runs", help="folder that holds runs (default: runs)")
     run.add_argument("--fresh", action="store_true", help="delete the run directory first instead of resuming")
+    run.add_argument("--reconfigure", action="store_true",
+                     help="let --profile/--set change an existing run's config (prints the changed keys)")
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                      help="override a profile value, e.g. generate.seeds=[42,43] (repeatable)")
     run.add_argument("--only", nargs="+", metavar="NB", help="run only these notebooks (e.g. 01 03)")
@@ -136,12 +158,14 @@ def build_parser() -> argparse.ArgumentParser:
     for p in (gen, imp):
         p.add_argument("--run", required=True, help="run name under --runs-root, or a path")
         p.add_argument("--runs-root", default="runs")
-        p.add_argument("--profile", default="", help="profile to (re)apply; default: the run's config.yaml")
+        p.add_argument("--profile", default="", help="profile to (re)apply; default: the run's own resolved profile")
         p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+        p.add_argument("--reconfigure", action="store_true", help="let --profile/--set change the run's config")
     gen.add_argument("--quiet", action="store_true", help="no progress bars")
     gen.set_defaults(func=_cmd_generate)
     imp.add_argument("--folder", required=True, help="folder holding the images")
     imp.add_argument("--mapping", required=True, help="CSV: file, model, variant, id, seed [, prompt]")
+    imp.add_argument("--replace", action="store_true", help="overwrite images the run already has")
     imp.set_defaults(func=_cmd_import_images)
 
     ann = sub.add_parser("annotate", help="the human study: serve, add-annotator, export, status, Label Studio")
@@ -154,6 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     ann.add_argument("--overlap", type=int, default=None, help="annotators per image (default: annotate.overlap)")
     ann.add_argument("--out", help="folder for labelstudio-export (default: runs/NAME/labelstudio)")
     ann.add_argument("--file", help="Label Studio JSON export for labelstudio-import")
+    ann.add_argument("--rotate", action="store_true", help="add-annotator: give an existing annotator a new link (the old one stops working)")
     ann.set_defaults(func=_cmd_annotate)
 
     prof = sub.add_parser("profile", help="print a profile after overrides, validated")
@@ -168,7 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv
     try:
         args.func(args)
     except Act2iError as err:

@@ -9,41 +9,48 @@ that names the file (or the override), the key and what is expected.
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import types
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
+from typing import Any, Literal
 
 import yaml
 
 from .errors import ConfigError
+from .typed import Invalid, build, join, non_empty, non_negative, positive, spec, unit_interval
+
+SAFE_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}$")  # names that become path parts
+SEED_LIMIT = 2**32  # seeds are 32-bit: numpy, random and torch all take them
+DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+
+def is_safe_name(name) -> bool:
+    """Letters, digits, `.`, `_` and `-`, no leading dot, at most 100 characters: safe as a path part."""
+    return isinstance(name, str) and SAFE_NAME.match(name) is not None
+
+
+SAFE_NAME_RULE = "letters, digits, '.', '_' and '-' only, not starting with a dot, at most 100 characters"
+
+
+def _seed(v) -> bool:
+    return 0 <= v < SEED_LIMIT
+
+
+def _seeds(v) -> bool:
+    return len(v) > 0 and all(0 <= s < SEED_LIMIT for s in v)
+
+
+def _names(v) -> bool:
+    return len(v) > 0 and all(is_safe_name(n) for n in v)
+
+
+def _name(v) -> bool:
+    return is_safe_name(v)
+
+
+SEED = dict(expect=f"an integer from 0 to {SEED_LIMIT - 1}", check=_seed)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-def _spec(default=dataclasses.MISSING, *, expect: str | None = None, check=None, factory=None):
-    """A dataclass field with an optional value check and its wording for error messages."""
-    meta = {"expect": expect, "check": check}
-    if factory is not None:
-        return field(default_factory=factory, metadata=meta)
-    return field(default=default, metadata=meta)
-
-
-def _positive(v) -> bool:
-    return v > 0
-
-
-def _non_negative(v) -> bool:
-    return v >= 0
-
-
-def _unit_interval(v) -> bool:
-    return 0 < v <= 1
-
-
-def _non_empty(v) -> bool:
-    return len(v) > 0
 
 
 # --- the schema ------------------------------------------------------------------------
@@ -51,9 +58,9 @@ def _non_empty(v) -> bool:
 
 @dataclass(frozen=True)
 class BenchmarkConfig:
-    agents: str = "animals"  # animals | people | a folder with actions.yaml and agents.yaml
-    n_per_action: int = _spec(5, expect="a positive integer", check=_positive)
-    seed: int = 0  # the same seed gives the same 125 prompts
+    agents: str = "animals"  # animals | people | a folder with actions.yaml and agents.csv
+    n_per_action: int = spec(5, expect="a positive integer", check=positive)
+    seed: int = spec(0, **SEED)  # the same seed gives the same 125 prompts
     source: str | None = None  # import this prompt file instead of building one
 
 
@@ -61,45 +68,54 @@ class BenchmarkConfig:
 class EnrichConfig:
     backend: Literal["kb", "transformers", "openai"] = "kb"
     model: str | None = None  # Hugging Face id, local folder or tiny:NAME (not used by kb)
-    dimensions: list[str] = _spec(
+    dimensions: list[str] = spec(
         factory=lambda: ["spatial", "emotional", "temporal"],
-        expect="a non-empty list of dimension names",
-        check=_non_empty,
+        expect=f"a non-empty list of dimension names ({SAFE_NAME_RULE})",
+        check=_names,
     )
     custom_dimensions: dict[str, str] = field(default_factory=dict)  # name -> instruction
-    n_samples: int = _spec(1, expect="a positive integer", check=_positive)
-    temperature: float = _spec(0.7, expect="a number >= 0", check=_non_negative)
-    top_p: float = _spec(0.9, expect="a number in (0, 1]", check=_unit_interval)
-    max_new_tokens: int = _spec(256, expect="a positive integer", check=_positive)
-    batch_size: int = _spec(8, expect="a positive integer", check=_positive)
-    max_retries: int = _spec(2, expect="an integer >= 0", check=_non_negative)
-    seed: int = 0
-    dtype: str = "auto"  # auto | float32 | float16 | bfloat16
+    n_samples: int = spec(1, expect="a positive integer", check=positive)
+    temperature: float = spec(0.7, expect="a number >= 0", check=non_negative)
+    top_p: float = spec(0.9, expect="a number in (0, 1]", check=unit_interval)
+    max_new_tokens: int = spec(256, expect="a positive integer", check=positive)
+    batch_size: int = spec(8, expect="a positive integer", check=positive)
+    max_retries: int = spec(2, expect="an integer >= 0", check=non_negative)
+    seed: int = spec(0, **SEED)
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
     device_map: str | None = None  # e.g. "auto" to spread a large LLM over GPUs
     base_url: str | None = None  # OpenAI-compatible server, e.g. http://localhost:8000/v1
     api_key_env: str = "OPENAI_API_KEY"  # the key is read from this variable, never stored
-    concurrency: int = _spec(8, expect="a positive integer", check=_positive)
-    timeout_s: float = _spec(120.0, expect="a positive number", check=_positive)
+    concurrency: int = spec(8, expect="a positive integer", check=positive)
+    timeout_s: float = spec(120.0, expect="a positive number", check=positive)
 
 
 @dataclass(frozen=True)
 class T2IModel:
-    model: str = _spec(expect="a string: a registry key, Hugging Face id, local folder or tiny:NAME")
-    name: str | None = None  # label in paths and figures; defaults to a short form of `model`
-    steps: int | None = _spec(None, expect="a positive integer", check=_positive)
-    guidance: float | None = _spec(None, expect="a number >= 0", check=_non_negative)
-    height: int | None = _spec(None, expect="a positive integer", check=_positive)
-    width: int | None = _spec(None, expect="a positive integer", check=_positive)
-    dtype: str | None = None  # float16 | bfloat16 | float32
-    max_sequence_length: int | None = _spec(None, expect="a positive integer", check=_positive)
+    model: str = spec(expect="a string: a registry key, Hugging Face id, local folder or tiny:NAME")
+    name: str | None = spec(None, expect=f"a name ({SAFE_NAME_RULE})", check=_name)  # label in paths and figures
+    steps: int | None = spec(None, expect="a positive integer", check=positive)
+    guidance: float | None = spec(None, expect="a number >= 0", check=non_negative)
+    height: int | None = spec(None, expect="a positive integer", check=positive)
+    width: int | None = spec(None, expect="a positive integer", check=positive)
+    dtype: Literal["float16", "bfloat16", "float32"] | None = None
+    max_sequence_length: int | None = spec(None, expect="a positive integer", check=positive)
+
+    @property
+    def label(self) -> str:
+        """The short name used in paths and figures: `name`, else the last part of `model`."""
+        if self.name:
+            return self.name
+        return self.model.replace("tiny:", "tiny-").rstrip("/").split("/")[-1]
 
 
 @dataclass(frozen=True)
 class GenerateConfig:
-    models: list[T2IModel] = _spec(expect="a non-empty list of models", check=_non_empty)
-    variants: list[str] = field(default_factory=lambda: ["base", "spatial", "emotional", "temporal"])
-    seeds: list[int] = _spec(factory=lambda: [42], expect="a non-empty list of integers", check=_non_empty)
-    batch_size: int = _spec(1, expect="a positive integer", check=_positive)
+    models: list[T2IModel] = spec(expect="a non-empty list of models", check=non_empty)
+    variants: list[str] = spec(factory=lambda: ["base", "spatial", "emotional", "temporal"],
+                               expect=f"a non-empty list of variant names ({SAFE_NAME_RULE})", check=_names)
+    seeds: list[int] = spec(factory=lambda: [42], expect=f"a non-empty list of integers from 0 to {SEED_LIMIT - 1}",
+                            check=_seeds)
+    batch_size: int = spec(1, expect="a positive integer", check=positive)
     cpu_offload: bool = False
     vae_slicing: bool = False
     vae_tiling: bool = False
@@ -116,14 +132,14 @@ class EvaluateConfig:
     detector_model: str = "google/owlv2-base-patch16-ensemble"
     reference_model: str = "facebook/dinov2-base"
     reference_dir: str | None = None  # folder of real frames per action, e.g. from Animal Kingdom
-    batch_size: int = _spec(16, expect="a positive integer", check=_positive)
-    detection_threshold: float = _spec(0.1, expect="a number in (0, 1]", check=_unit_interval)
+    batch_size: int = spec(16, expect="a positive integer", check=positive)
+    detection_threshold: float = spec(0.1, expect="a number in (0, 1]", check=unit_interval)
 
 
 @dataclass(frozen=True)
 class AnnotateConfig:
-    overlap: int = _spec(3, expect="a positive integer", check=_positive)  # annotators per image
-    seed: int = 0
+    overlap: int = spec(3, expect="a positive integer", check=positive)  # annotators per image
+    seed: int = spec(0, **SEED)
 
 
 @dataclass(frozen=True)
@@ -131,13 +147,12 @@ class AnalyzeConfig:
     acceptance_source: Literal["auto", "human", "judge"] = "auto"  # auto: people if the run has answers, else the judge
     judge_metric: str = "vqa"  # the automatic metric that stands in for people
     judge_threshold: float = 0.5  # accept when the judge's value is at least this
-    judge_quantile: float | None = _spec(None, expect="a number in (0, 1] or null", check=_unit_interval)
+    judge_quantile: float | None = spec(None, expect="a number in (0, 1] or null", check=unit_interval)
     # judge_quantile, when set, replaces the threshold by that quantile of the judge's values (for
     # random-weight smoke runs, whose judges have no meaningful absolute scale)
-    n_bootstrap: int = _spec(2000, expect="a positive integer", check=_positive)
-    confidence: float = _spec(0.95, expect="a number in (0, 1]", check=_unit_interval)
-    seed: int = 0
-    copy_figures: bool = True  # copy the run's figures to the checkout's figures/<run>/
+    n_bootstrap: int = spec(2000, expect="a positive integer", check=positive)
+    confidence: float = spec(0.95, expect="a number in (0, 1]", check=unit_interval)
+    seed: int = spec(0, **SEED)
 
 
 @dataclass(frozen=True)
@@ -145,7 +160,7 @@ class Profile:
     name: str
     generate: GenerateConfig
     description: str = ""
-    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    device: str = spec("auto", expect="auto, cpu, cuda, cuda:N or mps", check=lambda v: DEVICE.match(v) is not None)
     benchmark: BenchmarkConfig = field(default_factory=BenchmarkConfig)
     enrich: EnrichConfig = field(default_factory=EnrichConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
@@ -163,20 +178,6 @@ class Profile:
         refs += [ev.clip_model, ev.vqa_model, ev.detector_model, ev.reference_model]
         return refs
 
-    @property
-    def random_weights(self) -> bool:
-        """True when the images come from tiny random-weight models (figures must say so)."""
-        from .errors import Act2iError
-        from .generate.registry import resolve_spec
-
-        def tiny(entry: T2IModel) -> bool:
-            try:
-                return resolve_spec(entry).id.startswith("tiny:")
-            except Act2iError:
-                return entry.model.startswith("tiny:")
-
-        return any(tiny(m) for m in self.generate.models)
-
 
 def _cross_checks(p: Profile) -> list[tuple[str, str]]:
     """Rules that span fields: (key, message) for each one broken."""
@@ -185,124 +186,20 @@ def _cross_checks(p: Profile) -> list[tuple[str, str]]:
         problems.append(("enrich.model", f"must name a model when enrich.backend is '{p.enrich.backend}'"))
     if p.enrich.backend == "openai" and not p.enrich.base_url:
         problems.append(("enrich.base_url", "must be set when enrich.backend is 'openai'"))
-    names = [model_label(m) for m in p.generate.models]
+    names = [m.label for m in p.generate.models]
+    for i, name in enumerate(names):
+        if not is_safe_name(name):
+            problems.append((f"generate.models[{i}]", f"makes the name '{name}', which must be {SAFE_NAME_RULE}; give it a `name:`"))
+    unknown = [v for v in p.generate.variants if v != "base" and v not in p.enrich.dimensions]
+    if unknown:
+        problems.append(("generate.variants", f"names {', '.join(unknown)}, which enrich.dimensions does not make "
+                                              f"({', '.join(['base', *p.enrich.dimensions])}); add the dimension or fix the name"))
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         problems.append(("generate.models", f"must have distinct names; give each a `name:` ({', '.join(dupes)} repeat)"))
     if len(set(p.generate.seeds)) != len(p.generate.seeds):
         problems.append(("generate.seeds", "must not repeat a seed"))
     return problems
-
-
-def model_label(m: T2IModel) -> str:
-    """The short name of a T2I model used in paths: `name`, else the last part of `model`."""
-    if m.name:
-        return m.name
-    return m.model.replace("tiny:", "tiny-").rstrip("/").split("/")[-1]
-
-
-# --- validation ------------------------------------------------------------------------
-
-
-class _Invalid(Exception):
-    def __init__(self, key: str, message: str):
-        super().__init__(message)
-        self.key = key
-        self.message = message
-
-
-def _describe(tp) -> str:
-    origin, args = get_origin(tp), get_args(tp)
-    if origin in (Union, types.UnionType):
-        parts = [_describe(a) for a in args if a is not type(None)]
-        return " or ".join(parts) + (" or null" if type(None) in args else "")
-    if origin is Literal:
-        return "one of " + ", ".join(repr(a) for a in args)
-    if origin is list:
-        return f"a list of {_plural(args[0])}"
-    if origin is dict:
-        return f"a mapping of names to {_plural(args[1])}"
-    if dataclasses.is_dataclass(tp):
-        return "a mapping with keys " + ", ".join(f.name for f in dataclasses.fields(tp))
-    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(tp, str(tp))
-
-
-def _plural(tp) -> str:
-    simple = {int: "integers", float: "numbers", str: "strings", bool: "true/false values"}
-    if tp in simple:
-        return simple[tp]
-    if dataclasses.is_dataclass(tp):
-        return "mappings with keys " + ", ".join(f.name for f in dataclasses.fields(tp))
-    return f"values that are {_describe(tp)}"
-
-
-def _convert(value: Any, tp, key: str) -> Any:
-    origin, args = get_origin(tp), get_args(tp)
-    if origin in (Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        for arg in (a for a in args if a is not type(None)):
-            try:
-                return _convert(value, arg, key)
-            except _Invalid:
-                continue
-        raise _Invalid(key, f"must be {_describe(tp)}, got {value!r}")
-    if origin is Literal:
-        if value in args:
-            return value
-        raise _Invalid(key, f"must be {_describe(tp)}, got {value!r}")
-    if origin is list:
-        if not isinstance(value, list):
-            raise _Invalid(key, f"must be {_describe(tp)}, got {value!r}")
-        return [_convert(v, args[0], f"{key}[{i}]") for i, v in enumerate(value)]
-    if origin is dict:
-        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
-            raise _Invalid(key, f"must be {_describe(tp)}, got {value!r}")
-        return {k: _convert(v, args[1], f"{key}.{k}") for k, v in value.items()}
-    if dataclasses.is_dataclass(tp):
-        return _build(tp, value, key)
-    if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    if tp in (int, str, bool) and type(value) is tp:
-        return value
-    raise _Invalid(key, f"must be {_describe(tp)}, got {value!r}")
-
-
-def _build(cls, data: Any, prefix: str = ""):
-    """Build dataclass `cls` from a mapping, rejecting unknown keys and missing values."""
-    where = prefix or "the profile"
-    if not isinstance(data, dict):
-        raise _Invalid(prefix, f"must be {_describe(cls)}, got {data!r}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    hints = get_type_hints(cls)
-    for name in data:
-        if name not in fields:
-            close = difflib.get_close_matches(str(name), fields, n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
-            raise _Invalid(_join(prefix, name), f"is not a known key of {where}{hint}; known keys: {', '.join(fields)}")
-    values = {}
-    for name, f in fields.items():
-        key = _join(prefix, name)
-        expect = f.metadata.get("expect") or _describe(hints[name])
-        if name not in data:
-            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                raise _Invalid(key, f"is missing; it must be {expect}")
-            continue
-        try:
-            value = _convert(data[name], hints[name], key)
-        except _Invalid as bad:
-            if bad.key == key and f.metadata.get("expect"):
-                raise _Invalid(key, f"must be {expect}, got {data[name]!r}") from None
-            raise
-        check = f.metadata.get("check")
-        if check is not None and value is not None and not check(value):
-            raise _Invalid(key, f"must be {expect}, got {data[name]!r}")
-        values[name] = value
-    return cls(**values)
-
-
-def _join(prefix: str, name: str) -> str:
-    return f"{prefix}.{name}" if prefix else str(name)
 
 
 # --- loading and overrides -------------------------------------------------------------
@@ -330,7 +227,7 @@ def parse_overrides(items: list[str] | dict | str | None) -> dict:
     if isinstance(items, dict):
         return items
     if isinstance(items, str):
-        parsed = yaml.safe_load(items)
+        parsed = parse_yaml(items, "the overrides")
         if parsed is None:
             return {}
         if not isinstance(parsed, dict):
@@ -341,16 +238,14 @@ def parse_overrides(items: list[str] | dict | str | None) -> dict:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"Override '{item}' must look like key=value, e.g. generate.steps=4.")
-        flat[key.strip()] = yaml.safe_load(raw) if raw.strip() else None
+        flat[key.strip()] = parse_yaml(raw, f"override '{item}'") if raw.strip() else None
     return nest(flat)
 
 
-def nest(flat: dict, drop_none: bool = False) -> dict:
+def nest(flat: dict) -> dict:
     """`{"generate.steps": 4}` -> `{"generate": {"steps": 4}}`."""
     nested: dict = {}
     for key, value in flat.items():
-        if drop_none and value is None:
-            continue
         node = nested
         *parents, leaf = key.split(".")
         for part in parents:
@@ -382,7 +277,7 @@ def merge(base: Any, over: Any) -> Any:
 def _flat_keys(tree: dict, prefix: str = "") -> set[str]:
     keys = set()
     for k, v in tree.items():
-        key = _join(prefix, str(k))
+        key = join(prefix, str(k))
         keys.add(key)
         if isinstance(v, dict):
             keys |= _flat_keys(v, key)
@@ -400,8 +295,8 @@ def validate(data: dict, source: str, overrides: dict | None = None) -> Profile:
         raise ConfigError(f"{source}: the profile must be a YAML mapping of sections, got {type(data).__name__}.")
     override_keys = _flat_keys(overrides or {})
     try:
-        profile = _build(Profile, data)
-    except _Invalid as bad:
+        profile = build(Profile, data)
+    except Invalid as bad:
         raise ConfigError(f"{_origin(bad.key, source, override_keys)}: '{bad.key}' {bad.message}.") from None
     for key, message in _cross_checks(profile):
         raise ConfigError(f"{_origin(key, source, override_keys)}: '{key}' {message}.")
@@ -417,9 +312,38 @@ def _origin(key: str, source: str, override_keys: set[str]) -> str:
     return source
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A safe YAML loader that refuses a key given twice in one mapping (PyYAML keeps the last silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise ConfigError(f"the key '{key}' appears twice in one mapping (line {key_node.start_mark.line + 1}); "
+                                  "keep one")
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def parse_yaml(text: str, where: str) -> Any:
+    """YAML text to data, refusing duplicate keys; problems are one sentence naming `where`."""
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except ConfigError as err:
+        raise ConfigError(f"{where}: {err}.") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ConfigError(f"{where}: not valid YAML{at} ({problem}).") from None
+
+
 def load_yaml(path: Path) -> Any:
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}.") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -60,6 +60,17 @@ def resolve_model(ref: str, revision: str | None = None) -> ModelSource:
     return ModelSource(ref, ref, "hub", revision=revision)
 
 
+def check_reference(ref: str) -> None:
+    """What `resolve_model` checks, without building a tiny model: one sentence when `ref` cannot name a model."""
+    if isinstance(ref, str) and ref.startswith("tiny:"):
+        from .tiny import BUILDERS
+
+        if ref.removeprefix("tiny:") not in BUILDERS:
+            raise ModelLoadError(f"Unknown tiny model '{ref}'; known: {', '.join('tiny:' + n for n in BUILDERS)}.")
+        return
+    resolve_model(ref)
+
+
 def folder_hash(folder: str | Path) -> str:
     """sha256 over the relative paths and contents of every file in `folder`."""
     folder = Path(folder).resolve()

@@ -18,12 +18,42 @@ from pathlib import Path
 import yaml
 
 from .config import REPO_ROOT
-from .errors import NotebookError
+from .errors import Act2iError, ConfigError, NotebookError
 from .runs import Run, now
-from .tiny import cache_dir
+from .cache import cache_dir
 
 NOTEBOOKS = REPO_ROOT / "notebooks"
 INTERACTIVE = {"06_explore.ipynb"}  # needs a person at JupyterLab; executed by tests only
+
+
+def check_profile(profile) -> None:
+    """Everything the stages will need from `profile`, checked before any stage runs: model
+    references, metric and dimension names. Raises one ConfigError sentence for the first problem."""
+    from .enrich.dimensions import DIMENSIONS
+    from .evaluate import list_metrics
+    from .models import check_reference
+    from .registry import resolve_spec
+
+    for i, entry in enumerate(profile.generate.models):
+        try:
+            resolve_spec(entry)
+            check_reference(entry.model if entry.model.startswith("tiny:") else resolve_spec(entry).id)
+        except Act2iError as err:
+            raise ConfigError(f"generate.models[{i}].model: {err}") from None
+    known = {**DIMENSIONS, **profile.enrich.custom_dimensions}
+    unknown = [d for d in profile.enrich.dimensions if d not in known]
+    if unknown:
+        raise ConfigError(f"enrich.dimensions: unknown dimension(s) {', '.join(unknown)}; known: {', '.join(known)} "
+                          "(add your own under enrich.custom_dimensions).")
+    metrics = list_metrics()
+    unknown = [m for m in profile.evaluate.metrics if m not in metrics]
+    if unknown:
+        raise ConfigError(f"evaluate.metrics: unknown metric(s) {', '.join(unknown)}; known: {', '.join(metrics)}.")
+    for ref in profile.model_refs():
+        try:
+            check_reference(ref)
+        except Act2iError as err:
+            raise ConfigError(str(err)) from None
 
 
 def stage_notebooks(folder: str | Path = NOTEBOOKS, include_interactive: bool = False) -> list[Path]:
@@ -95,13 +125,16 @@ def run_notebooks(
     return written
 
 
-def _short(text: str, limit: int = 300) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+def _short(text: str) -> str:
+    """The error on one line, whole: act2i's sentences end with their advice, so none is cut."""
+    return " ".join(str(text).split())
 
 
 def _record(run: Run, name: str, started: str, seconds: float, status: str) -> None:
     with run.edit_provenance() as prov:
-        prov.setdefault("notebooks", {})[name] = {
-            "started": started, "ended": now(), "seconds": round(seconds, 2), "status": status,
-        }
+        ended = now()
+        prov.setdefault("notebooks", {})[name] = {"started": started, "ended": ended, "seconds": round(seconds, 2),
+                                                  "status": status}
+        prov["ended"] = ended  # the run ends after its last notebook
+        if prov.get("history"):
+            prov["history"][-1]["ended"] = ended

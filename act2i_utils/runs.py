@@ -21,11 +21,11 @@ import subprocess
 import sys
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from . import config as cfg
 from .errors import ConfigError
-from .fileio import write_json, write_text
+from .fileio import unwritable, write_json, write_text
 
 PACKAGES = (
     "act2i", "torch", "diffusers", "transformers", "accelerate", "tokenizers", "safetensors",
@@ -38,15 +38,14 @@ def now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
-class Run:
-    """A run directory and its validated profile."""
+class RunPaths:
+    """Every file and folder of the run-directory contract, by name; the only place they are spelled.
 
-    def __init__(self, root: str | Path, config: cfg.Profile):
+    Functions that receive a bare run root use `RunPaths(root)`; a `Run` is a `RunPaths` with its profile.
+    """
+
+    def __init__(self, root: str | Path):
         self.root = Path(root).resolve()
-        self.config = config
-
-    def __repr__(self) -> str:
-        return f"Run({str(self.root)!r}, profile={self.config.name!r})"
 
     def path(self, *parts: str) -> Path:
         return self.root.joinpath(*parts)
@@ -55,10 +54,82 @@ class Run:
     def name(self) -> str:
         return self.root.name
 
+    # -- written when the run is opened
+    @property
+    def config_path(self) -> Path:
+        return self.root / "config.yaml"
+
+    @property
+    def provenance_path(self) -> Path:
+        return self.root / "provenance.json"
+
+    @property
+    def provenance_lock(self) -> Path:
+        return self.root / ".provenance.lock"
+
+    # -- build benchmark
+    @property
+    def benchmark_path(self) -> Path:
+        return self.root / "benchmark.parquet"
+
+    # -- enrich
+    @property
+    def prompts_path(self) -> Path:
+        return self.root / "prompts.parquet"
+
+    @property
+    def enriched_benchmark_path(self) -> Path:
+        return self.root / "benchmark_enriched.parquet"
+
+    @property
+    def enrich_cache_path(self) -> Path:
+        return self.root / "enrich_cache.jsonl"
+
+    # -- generate
     @property
     def images(self) -> Path:
         return self.root / "images"
 
+    @property
+    def manifest_path(self) -> Path:
+        return self.images / "manifest.parquet"
+
+    @property
+    def manifest_parts(self) -> Path:
+        return self.images / "manifest.parts"
+
+    @staticmethod
+    def image_relpath(model: str, variant: str, prompt_id: str, seed: int) -> str:
+        """Where an image lives, relative to the run directory."""
+        return f"images/{model}/{variant}/{prompt_id}_{seed}.png"
+
+    # -- evaluate
+    @property
+    def scores_path(self) -> Path:
+        return self.root / "scores.parquet"
+
+    @property
+    def scores_cache_path(self) -> Path:
+        return self.root / "scores_cache.jsonl"
+
+    @property
+    def detections_path(self) -> Path:
+        return self.root / "detections.parquet"
+
+    # -- human study
+    @property
+    def annotations_db_path(self) -> Path:
+        return self.root / "annotations.sqlite"
+
+    @property
+    def annotations_path(self) -> Path:
+        return self.root / "annotations.parquet"
+
+    @property
+    def annotations_csv_path(self) -> Path:
+        return self.root / "annotations.csv"
+
+    # -- analyze
     @property
     def figures(self) -> Path:
         return self.root / "figures"
@@ -68,12 +139,40 @@ class Run:
         return self.root / "tables"
 
     @property
+    def report_path(self) -> Path:
+        return self.root / "report.html"
+
+    @property
     def notebooks(self) -> Path:
         return self.root / "notebooks"
 
+    def require(self, path: Path) -> Path:
+        """`path` (one of the run's files) if it exists, else one sentence saying which stage makes it."""
+        from .errors import InputError
+
+        if not path.is_file():
+            producer = PRODUCERS.get(path.name, "the stage that writes it")
+            raise InputError(f"{path} does not exist; run {producer} first.")
+        return path
+
+
+class Run(RunPaths):
+    """A run directory and its validated profile."""
+
+    def __init__(self, root: str | Path, config: cfg.Profile):
+        super().__init__(root)
+        self.config = config
+        self.changed: list[str] = []  # keys of config.yaml that opening this run changed
+
+    def __repr__(self) -> str:
+        return f"Run({str(self.root)!r}, profile={self.config.name!r})"
+
     @property
-    def provenance_path(self) -> Path:
-        return self.root / "provenance.json"
+    def random_weights(self) -> bool:
+        """True when the run's images come from tiny random-weight models (every result must say so)."""
+        from .registry import random_weights
+
+        return random_weights(self.config.generate.models)
 
     def provenance(self) -> dict:
         return read_json(self.provenance_path)
@@ -83,7 +182,7 @@ class Run:
         """Read-modify-write provenance.json under a lock (stages may run in several processes)."""
         from filelock import FileLock
 
-        with FileLock(str(self.root / ".provenance.lock")):
+        with FileLock(str(self.provenance_lock)):
             data = read_json(self.provenance_path)
             yield data
             write_json(self.provenance_path, data)
@@ -112,18 +211,9 @@ class Run:
 PRODUCERS = {
     "benchmark.parquet": "the build-benchmark stage (notebook 01)",
     "prompts.parquet": "the enrich-prompts stage (notebook 02)",
+    "manifest.parquet": "the generate stage (notebook 03)",
     "scores.parquet": "the evaluate stage (notebook 04)",
 }
-
-
-def require(root: str | Path, name: str) -> Path:
-    """The path of an earlier stage's output in run `root`, or one sentence saying which stage makes it."""
-    from .errors import InputError
-
-    path = Path(root) / name
-    if not path.is_file():
-        raise InputError(f"{path} does not exist; run {PRODUCERS.get(name, 'the stage that writes it')} first.")
-    return path
 
 
 def read_json(path: Path) -> dict:
@@ -140,44 +230,72 @@ def open_run(
     profile: str | Path | None = None,
     overrides: list[str] | dict | str | None = None,
     *,
-    params: dict | None = None,
     fresh: bool = False,
+    readonly: bool = False,
+    reconfigure: bool = False,
+    command: str | None = None,
+    check: Callable[[cfg.Profile], None] | None = None,
 ) -> Run:
-    """Create or resume `run_dir` with `profile` plus `overrides`; returns the Run.
+    """Create or resume `run_dir`; returns the Run.
 
-    `params` are a notebook's own parameters as dotted keys (`{"benchmark.seed": 3}`); those
-    that are None are left to the profile, the others are applied on top of `overrides`.
-    With no profile, the run's own config.yaml is used (the run must exist). When the resolved
-    profile differs from the one the run was made with, config.yaml is updated and the change
-    is logged in provenance.json under `config_changes`.
+    A new run takes `profile` plus `overrides`. An existing run keeps its own config.yaml: with no
+    profile it is reused as it is; a profile or overrides that would change it stop with a sentence
+    naming the changed keys, unless `reconfigure=True` (then config.yaml is rewritten and the keys
+    are logged under `config_changes`). `readonly=True` opens an existing run and writes nothing.
+    `check` is called on the resolved profile before anything is written. `command` (for example
+    "act2i run --only 03") is appended to the run's history with this machine's environment.
     """
     root = Path(run_dir).expanduser().resolve()
-    overrides = cfg.merge(cfg.parse_overrides(overrides), cfg.nest(params or {}, drop_none=True))
+    overrides = cfg.parse_overrides(overrides)
+    paths = RunPaths(root)
+    exists = paths.config_path.is_file()
+    if readonly:
+        if not exists:
+            raise ConfigError(f"{root} is not a run (no config.yaml); check the path.")
+        return Run(root, cfg.validate(cfg.load_yaml(paths.config_path) or {}, str(paths.config_path)))
     if fresh:
         wipe_run(root)
-    config_path = root / "config.yaml"
+        exists = False
     if profile in (None, ""):
-        if not config_path.is_file():
+        if not exists:
             raise ConfigError(f"{root} is not a run yet (no config.yaml); give a profile, e.g. profile='smoke'.")
-        over = cfg.parse_overrides(overrides)
-        config = cfg.validate(cfg.merge(cfg.load_yaml(config_path) or {}, over), str(config_path), over)
+        config = cfg.validate(cfg.merge(cfg.load_yaml(paths.config_path) or {}, overrides), str(paths.config_path), overrides)
     else:
         config = cfg.load_profile(profile, overrides)
-    root.mkdir(parents=True, exist_ok=True)
+    changed = config_changes(paths, config) if exists else []
+    if changed and not reconfigure:
+        raise ConfigError(
+            f"{root} was made with another configuration; this would change {', '.join(changed)}. Rerun without "
+            "--profile and --set to keep the run as it is, or pass --reconfigure (reconfigure=True) to change it."
+        )
+    if check is not None:
+        check(config)
+    _make_folder(root)
     run = Run(root, config)
-    _write_config(run, config_path)
-    _stamp_environment(run)
+    run.changed = changed
+    _write_config(run, changed)
+    _record_history(run, command)
     return run
 
 
-def _write_config(run: Run, config_path: Path) -> None:
-    new = run.config.to_dict()
-    old = cfg.load_yaml(config_path) if config_path.is_file() else None
-    if old == new:
+def config_changes(paths: RunPaths, config: cfg.Profile) -> list[str]:
+    """The dotted keys in which `config` differs from the run's config.yaml."""
+    old = cfg.load_yaml(paths.config_path) or {}
+    return sorted(_diff_keys(old, config.to_dict()))
+
+
+def _make_folder(root: Path) -> None:
+    why = unwritable(root)
+    if why:
+        raise ConfigError(f"Cannot write the run directory {root} ({why}); choose a folder you can write to "
+                          "with --run (or run_dir).")
+
+
+def _write_config(run: Run, changed: list[str]) -> None:
+    if run.config_path.is_file() and not changed:
         return
-    write_text(config_path, cfg.dump(run.config))
-    if old is not None:
-        changed = sorted(_diff_keys(old, new))
+    write_text(run.config_path, cfg.dump(run.config))
+    if changed:
         with run.edit_provenance() as prov:
             prov.setdefault("config_changes", []).append({"time": now(), "keys": changed})
 
@@ -191,19 +309,36 @@ def _diff_keys(old: Any, new: Any, prefix: str = "") -> set[str]:
     return set() if old == new else {prefix}
 
 
-def _stamp_environment(run: Run) -> None:
+def _record_history(run: Run, command: str | None) -> None:
+    """Append this command and environment to the run's history; the first entry also sets `environment`.
+
+    A notebook that opens the run in the environment of the last entry (the usual `act2i run`)
+    adds nothing; an explicit command, or another machine, commit or package set, adds an entry.
+    """
+    env = environment()
     with run.edit_provenance() as prov:
         prov.setdefault("run", run.name)
         prov.setdefault("started", now())
+        prov.setdefault("environment", env)
         prov["profile"] = run.config.name
-        prov["environment"] = environment()
+        history = prov.setdefault("history", [])
+        if command is None and history and _same_environment(history[-1]["environment"], env):
+            return
+        history.append({"command": command or "open_run", "started": now(), "environment": env,
+                        "commit": env["git"]["commit"], "dirty": env["git"]["dirty"]})
+
+
+def _same_environment(a: dict, b: dict) -> bool:
+    keys = ("python", "platform", "packages", "git", "device")
+    return all(a.get(k) == b.get(k) for k in keys)
 
 
 def wipe_run(root: Path) -> None:
     """Delete a run directory, refusing anything that does not look like one."""
     if not root.exists():
         return
-    looks_like_run = (root / "config.yaml").is_file() or (root / "provenance.json").is_file() or not any(root.iterdir())
+    paths = RunPaths(root)
+    looks_like_run = paths.config_path.is_file() or paths.provenance_path.is_file() or not any(root.iterdir())
     if not root.is_dir() or not looks_like_run:
         raise ConfigError(f"Refusing to wipe {root}: it is not a run directory (no config.yaml); remove it yourself.")
     shutil.rmtree(root)

@@ -1,25 +1,40 @@
-"""Table schemas, loaders and exporters.
+"""Every table of the run directory, declared once: its columns, its key and one validator that
+the stage writing it and every stage reading it both call.
+
+| table | file (see `runs.RunPaths`) | one row per |
+|---|---|---|
+| benchmark | `benchmark.parquet` | prompt: the published AcT2I schema, plus the action's template |
+| prompts | `prompts.parquet` | (id, variant, sample): the text, how it was made, its token counts |
+| manifest | `images/manifest.parquet` | image (model, variant, id, seed): where it is and how it was made |
+| scores | `scores.parquet` | (image, metric): a judge's value |
+| detections | `detections.parquet` | box a detector kept for an agent of an image |
+| annotations | `annotations.parquet` | live answer of one annotator about one image |
+| acceptance | (in memory; `tables/acceptance.csv` summarises it) | image: accepted 0/1, from people or a judge |
 
 The benchmark table keeps the published AcT2I schema, so the official prompt file loads as is:
 `id, base_prompt, animal1, animal2, action, rarity_label, emotional_valence, spatial_topology,
 temporal_extent, emotional_prompt, spatial_prompt, temporal_prompt` (all text; labels and
-enriched prompts may be empty).
+enriched prompts may be empty). A built benchmark adds `action_key` and `action_template`
+("{a} carrying {b} on its back"), so later stages never go back to the taxonomy files.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
+from .config import SAFE_NAME_RULE, is_safe_name
 from .errors import InputError
-from .fileio import atomic_path
+from .fileio import atomic_path, write_parquet
 
 BENCHMARK_COLUMNS = [
     "id", "base_prompt", "animal1", "animal2", "action", "rarity_label", "emotional_valence",
     "spatial_topology", "temporal_extent", "emotional_prompt", "spatial_prompt", "temporal_prompt",
 ]
+BENCHMARK_EXTRA = ["action_key", "action_template"]  # a built benchmark's own; imports may lack them
 LABELS = {
     "rarity_label": ("common", "plausible", "rare"),
     "emotional_valence": ("aggressive", "defensive", "affiliative", "communicative"),
@@ -103,7 +118,7 @@ def validate_benchmark(frame: pd.DataFrame, source: str | Path = "benchmark") ->
     if len(frame) == 0:
         raise InputError(f"{source}: the prompt set has no rows.")
     columns = {}
-    for column in BENCHMARK_COLUMNS:
+    for column in BENCHMARK_COLUMNS + [c for c in BENCHMARK_EXTRA if c in frame.columns]:
         values = frame[column].tolist() if column in frame.columns else [None] * len(frame)
         columns[column] = pd.Series([_text(v) for v in values], dtype=object)  # object keeps None as None
     out = pd.DataFrame(columns)
@@ -112,6 +127,9 @@ def validate_benchmark(frame: pd.DataFrame, source: str | Path = "benchmark") ->
     for i, row in enumerate(out.itertuples(index=False), 1):
         if row.id is None:
             raise InputError(f"{source}: row {i} has an empty 'id'; give every row an id or leave the column out.")
+        if not is_safe_name(row.id):
+            raise InputError(f"{source}: row {i} has 'id' {row.id!r}, which becomes part of image file names and "
+                             f"must be {SAFE_NAME_RULE}; rename it.")
         if row.base_prompt is None:
             raise InputError(f"{source}: row {i} (id {row.id}) has an empty 'base_prompt'.")
         for column, allowed in LABELS.items():
@@ -158,3 +176,93 @@ def export_benchmark(frame: pd.DataFrame, path: str | Path) -> Path:
 def _first_line(err: BaseException) -> str:
     lines = [line for line in str(err).splitlines() if line.strip()]
     return lines[0][:200] if lines else type(err).__name__
+
+
+# --- the other tables of the run directory -------------------------------------------------
+
+KEY = ["model", "variant", "id", "seed"]  # one image
+
+
+@dataclass(frozen=True)
+class Table:
+    """A run-directory table: its columns in order, the columns that identify a row, and
+    the prefix of optional columns it may carry beyond them ("" keeps any)."""
+
+    name: str
+    columns: list[str]
+    key: list[str] = field(default_factory=list)
+    extra_prefix: str | None = None
+
+    def validate(self, frame: pd.DataFrame, source: str | Path | None = None) -> pd.DataFrame:
+        """The frame with its columns in schema order, or one sentence naming what is wrong."""
+        where = source or f"the {self.name} table"
+        missing = [c for c in self.columns if c not in frame.columns]
+        if missing:
+            raise InputError(f"{where}: missing column(s) {', '.join(missing)} of the {self.name} table; "
+                             f"expected {', '.join(self.columns)}.")
+        if self.key and len(frame):
+            dupes = frame.duplicated(self.key, keep=False)
+            if dupes.any():
+                first = frame.loc[dupes, self.key].iloc[0].tolist()
+                raise InputError(f"{where}: the {self.name} row {dict(zip(self.key, first))} appears more than once.")
+        extra = [c for c in frame.columns
+                 if c not in self.columns and self.extra_prefix is not None and str(c).startswith(self.extra_prefix)]
+        columns = self.columns + extra
+        return frame if list(frame.columns) == columns else frame[columns]
+
+    def empty(self) -> pd.DataFrame:
+        return pd.DataFrame(columns=self.columns)
+
+    def read(self, path: Path) -> pd.DataFrame:
+        """Read and validate the table at `path` (a Parquet file)."""
+        try:
+            frame = pd.read_parquet(path)
+        except FileNotFoundError:
+            raise
+        except Exception as err:  # noqa: BLE001 - a damaged file becomes one sentence
+            raise InputError(f"{path}: could not be read as Parquet ({type(err).__name__}: {_first_line(err)}); "
+                             "rerun the stage that writes it.") from None
+        return self.validate(frame, path)
+
+    def write(self, path: Path, frame: pd.DataFrame) -> pd.DataFrame:
+        """Validate `frame` and write it to `path` atomically; returns what was written."""
+        frame = self.validate(frame, path)
+        write_parquet(path, frame)
+        return frame
+
+
+TOKENS_PREFIX = "tokens: "  # prompts.parquet: one column per text encoder, "tokens: <encoder> (max <limit>)"
+
+PROMPTS = Table(
+    "prompts",
+    ["id", "variant", "sample", "text", "backend", "model", "dimension_hash", "flags", "attempts", "raw"],
+    key=["id", "variant", "sample"],
+    extra_prefix=TOKENS_PREFIX,
+)
+MANIFEST = Table(
+    "manifest",
+    KEY + ["prompt", "prompt_hash", "path", "width", "height", "steps", "guidance", "model_id", "dtype", "seconds",
+           "source", "versions", "created"],
+    key=KEY,
+)
+SCORES = Table("scores", KEY + ["metric", "value", "judge"], key=KEY + ["metric"])
+DETECTIONS = Table("detections", KEY + ["agent", "score", "x0", "y0", "x1", "y1"])
+ANNOTATIONS = Table(
+    "annotations",
+    ["annotator", "image_id", "model", "variant", "id", "seed", "label", "tags", "comment", "seconds", "source",
+     "created"],
+    key=["annotator", "image_id"],
+)
+ACCEPTANCE = Table("acceptance", KEY + ["accepted"], key=KEY, extra_prefix="")  # people add accept_share, annotators
+
+
+def token_column(encoder: str, limit: int) -> str:
+    """The prompts-table column holding token counts under one text encoder."""
+    return f"{TOKENS_PREFIX}{encoder} (max {limit})"
+
+
+def parse_token_column(column: str) -> tuple[str, int]:
+    """(encoder label, token limit) from a `token_column` name."""
+    body = column[len(TOKENS_PREFIX):]
+    label, _, limit = body.rpartition(" (max ")
+    return label, int(limit.rstrip(")"))

@@ -24,6 +24,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Callable
 
+from .cache import cache_dir
 from .errors import ModelLoadError
 
 TINY_VERSION = 1  # bump when a builder changes, so caches rebuild
@@ -61,11 +62,6 @@ No, it does not.
 is there a dog? is there a cat? is the dog chasing the cat? is the cat chasing the dog?
 here is the rewritten prompt: a tense, detailed photograph of two animals interacting.
 """
-
-
-def cache_dir() -> Path:
-    """The folder for act2i's caches: `$ACT2I_CACHE`, default `~/.cache/act2i`."""
-    return Path(os.environ.get("ACT2I_CACHE", "~/.cache/act2i")).expanduser()
 
 
 @functools.lru_cache(maxsize=None)

@@ -40,7 +40,7 @@ def main() -> dict:
 
     from act2i_utils.cache import JsonlCache
     from act2i_utils.evaluate.judges import ClipJudge, ClipScore
-    from act2i_utils.evaluate.reference import torchmetrics_clipscore
+    from reference import torchmetrics_clipscore
     from act2i_utils.evaluate.stage import judge_all
     from act2i_utils.tiny import tiny_path
 

@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+sys.path[:0] = [str(REPO), str(REPO / "benchmarks")]
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
@@ -56,7 +56,7 @@ def log(message: str) -> None:
 
 def shrink_for_cpu() -> None:
     """--tiny: the same code path with small configurations, to check the script on a CPU."""
-    from act2i_utils.generate import architectures as arch
+    import architectures as arch
 
     arch.FLUX1_DEV.update(
         transformer=dict(patch_size=1, in_channels=64, num_layers=1, num_single_layers=1, attention_head_dim=16,
@@ -159,7 +159,7 @@ def main() -> None:
 
     from act2i_utils import generate
     from act2i_utils.benchmark import build_benchmark
-    from act2i_utils.generate.architectures import build_pipeline, flux_flops_per_step, sd3_flops_per_step, transformer_parameters
+    from architectures import build_pipeline, flux_flops_per_step, sd3_flops_per_step, transformer_parameters
     from act2i_utils.generate.pipelines import call_kwargs
     from act2i_utils.runs import open_run
 

@@ -5,8 +5,7 @@ import hashlib
 import pandas as pd
 import pytest
 
-from act2i_utils import analysis, evaluate, generate
-from act2i_utils.analysis.stage import copy_figures
+from act2i_utils import analysis, annotate, evaluate, generate
 from act2i_utils.annotate import storage, study
 from act2i_utils.benchmark import build_benchmark
 from act2i_utils.enrich import enrich
@@ -21,17 +20,17 @@ def analysed(tmp_path_factory):
     root = tmp_path_factory.mktemp("analysis") / "small"
     run = open_run(root, "smoke", {
         "generate": {"models": [{"model": "tiny-sd3"}, {"model": "tiny-flux"}], "variants": VARIANTS, "seeds": [1, 2]},
-        "evaluate": {"metrics": ["clipscore", "vqa"]}, "analyze": {"n_bootstrap": 200, "copy_figures": False},
+        "evaluate": {"metrics": ["clipscore", "vqa"]}, "analyze": {"n_bootstrap": 200},
     })
     bench = build_benchmark(seed=0, n_per_action=1)
-    bench.to_parquet(run.path("benchmark.parquet"))
-    enrich(bench.head(4), KnowledgeBaseBackend(), dimensions=["spatial", "temporal"], progress=False).to_parquet(run.path("prompts.parquet"))
+    bench.to_parquet(run.benchmark_path)
+    enrich(bench.head(4), KnowledgeBaseBackend(), dimensions=["spatial", "temporal"], progress=False).to_parquet(run.prompts_path)
     generate.run(run, progress=False)
     evaluate.run(run, progress=False)
     judge_only = analysis.run(run)  # before any person has judged
     for name in ("ann", "ben", "cat"):
         study.add_annotator(run.root, name, overlap=3)
-    with storage.connect(storage.db_path(run.root)) as conn:  # simulated people: a fixed rule, some tags
+    with storage.connect(run.annotations_db_path) as conn:  # simulated people: a fixed rule, some tags
         for name, image_id, variant in conn.execute(
                 "SELECT a.annotator, a.image_id, i.variant FROM assignments a JOIN images i USING (image_id)").fetchall():
             coin = hashlib.sha256(f"{name}{image_id}".encode()).digest()[0] / 255
@@ -71,8 +70,8 @@ def test_tables_say_their_source_and_hold_the_numbers(analysed):
         table = pd.read_csv(run.tables / f"{name}.csv")
         assert (table["source"] == results.acceptance.description).all(), name
     rates = results.rates.set_index(["model", "variant"])
-    human = storage.live_answers(storage.db_path(run.root))
-    votes = human.assign(v=(human["label"] == "accept").astype(float)).groupby(["model", "variant", "prompt_id", "seed"])["v"].mean()
+    human = annotate.answers(run)
+    votes = human.assign(v=(human["label"] == "accept").astype(float)).groupby(["model", "variant", "id", "seed"])["v"].mean()
     expected = (votes > 0.5).groupby(level=["model", "variant"]).mean()
     for key, value in expected.items():
         assert rates.loc[key, "acceptance"] == pytest.approx(value)
@@ -83,14 +82,7 @@ def test_tables_say_their_source_and_hold_the_numbers(analysed):
 def test_report_is_one_page_with_the_headline_and_provenance(analysed):
     run, _, results = analysed
     html = results.report.read_text()
-    assert results.report == run.path("report.html")
+    assert results.report == run.report_path
     assert "Random-weight models (smoke profile)" in html and "Acceptance and gains" in html
     assert "relative gain (95% CI)" in html and "&quot;environment&quot;" in html
     assert html.count("data:image/png;base64,") == len(results.figures)
-
-
-def test_figures_are_copied(analysed, tmp_path):
-    run, _, _ = analysed
-    copy_figures(run, tmp_path / "figures" / run.name)
-    copied = {p.name for p in (tmp_path / "figures" / run.name).iterdir()}
-    assert "acceptance.png" in copied and "acceptance.pdf" in copied

@@ -131,7 +131,7 @@ def test_metric_validity_against_scipy():
 
 def test_acceptance_sources():
     answers = pd.DataFrame({
-        "annotator": ["a", "b", "c", "a", "b"], "prompt_id": ["p1", "p1", "p1", "p2", "p2"], "model": "m", "variant": "base",
+        "annotator": ["a", "b", "c", "a", "b"], "id": ["p1", "p1", "p1", "p2", "p2"], "model": "m", "variant": "base",
         "seed": 0, "label": ["accept", "accept", "reject", "accept", "reject"], "tags": ""})
     human = stats.from_annotations(answers)
     assert human.table.set_index("id")["accepted"].to_dict() == {"p1": 1, "p2": 0}  # a tie counts as a rejection
@@ -147,7 +147,7 @@ def test_acceptance_sources():
 
 
 def test_failure_modes_from_tags_and_from_vqa():
-    answers = pd.DataFrame({"annotator": ["a", "b", "a"], "prompt_id": ["p1", "p1", "p2"], "model": "m", "variant": "base",
+    answers = pd.DataFrame({"annotator": ["a", "b", "a"], "id": ["p1", "p1", "p2"], "model": "m", "variant": "base",
                             "seed": 0, "label": "reject", "tags": ["missing agent", "role reversal,missing agent", ""]})
     modes = stats.failures_from_tags(answers).set_index("mode")["share"]
     assert modes["missing agent"] == 0.5 and modes["role reversal"] == 0.5 and modes["agents fused"] == 0.0

@@ -2,10 +2,14 @@
 Playwright in headless Chromium (Debian's `chromium`)."""
 
 import contextlib
+import io
+import json
 import os
+import re
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -15,18 +19,37 @@ from pathlib import Path
 import httpx
 import pandas as pd
 import pytest
+from PIL import Image
 
-from act2i_utils import generate
-from act2i_utils.annotate import labelstudio, storage, study
+from act2i_utils import annotate, generate
+from act2i_utils.annotate import app, blind, labelstudio, storage, study
 from act2i_utils.benchmark import build_benchmark
 from act2i_utils.enrich import enrich
 from act2i_utils.enrich.kb import KnowledgeBaseBackend
 from act2i_utils.errors import InputError
-from act2i_utils.generate.manifest import read_manifest
-from act2i_utils.runs import open_run
+from act2i_utils.runs import RunPaths, open_run
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 SECRET_WORDS = ("tiny-sd3", "tiny_sd3", "temporal", "tiny:sd3")  # model and variant names of the fixture run
+
+
+CONTRAST = """(selectors) => {  // WCAG 2 contrast ratio of each element's text against its background
+  const rgb = (css) => css.match(/[\\d.]+/g).map(Number);
+  const channel = (c) => (c /= 255) <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
+  const luminance = ([r, g, b]) => 0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b);
+  const background = (el) => {
+    for (; el; el = el.parentElement) {
+      const c = rgb(getComputedStyle(el).backgroundColor);
+      if (c.length < 4 || c[3] > 0) return c.slice(0, 3);
+    }
+    return [255, 255, 255];
+  };
+  return Object.fromEntries(selectors.map((sel) => {
+    const el = document.querySelector(sel);
+    const [a, b] = [luminance(rgb(getComputedStyle(el).color)), luminance(background(el))];
+    return [sel, (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05)];
+  }));
+}"""
 
 
 def free_port() -> int:
@@ -64,8 +87,8 @@ def small_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("study") / "run"
     run = open_run(root, "smoke", {"generate": {"seeds": [42, 7], "variants": ["base", "temporal"]}, "annotate": {"overlap": 2}})
     bench = build_benchmark(seed=0, n_per_action=1)
-    bench.to_parquet(run.path("benchmark.parquet"))
-    enrich(bench.head(3), KnowledgeBaseBackend(), dimensions=["temporal"], progress=False).to_parquet(run.path("prompts.parquet"))
+    bench.to_parquet(run.benchmark_path)
+    enrich(bench.head(3), KnowledgeBaseBackend(), dimensions=["temporal"], progress=False).to_parquet(run.prompts_path)
     generate.run(run, progress=False)
     return run
 
@@ -80,12 +103,20 @@ def token_of(link: str) -> str:
     return link.split("token=")[1]
 
 
-def headers(base: str, token: str) -> dict:
-    return {"X-Act2i-Token": token, "Origin": base}
+@contextlib.contextmanager
+def signed_in(base: str, link: str):
+    """A client that followed a personal link, as a browser would: the login token in a cookie,
+    the page's CSRF token in a header, and the page's origin."""
+    with httpx.Client(base_url=base, headers={"Origin": base}, timeout=60) as client:
+        assert client.get("/login", params={"token": token_of(link)}).status_code == 303
+        page = client.get("/annotate")
+        assert page.status_code == 200 and token_of(link) not in page.text  # the login token stays in the cookie
+        client.headers["X-Act2i-CSRF"] = re.search(r'name="act2i-csrf" content="([^"]+)"', page.text).group(1)
+        yield client
 
 
-def post_answer(client, base, token, image_id, label="accept", **extra):
-    return client.post(f"{base}/api/answer", headers=headers(base, token), json={"image_id": image_id, "label": label, **extra})
+def post_answer(client, image_id, label="accept", **extra):
+    return client.post("/api/answer", json={"image_id": image_id, "label": label, **extra})
 
 
 @pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"), reason="Debian's chromium is not installed (make test installs it)")
@@ -95,18 +126,22 @@ def test_annotator_in_a_real_browser(small_run, tmp_path):
     root = fresh_copy(small_run, tmp_path)
     study.add_annotator(root, "bob", overlap=2)
     link = study.add_annotator(root, "alice", overlap=2)
-    with serving(root) as (base, _), sync_playwright() as pw:
+    with serving(root) as (base, proc), sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=[
             "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
             "--disable-sync", "--no-first-run"])
-        page = browser.new_page()
+        context = browser.new_context()
+        page = context.new_page()
         seen_urls = []
         page.on("request", lambda r: seen_urls.append(r.url))
         page.goto(link.replace("http://127.0.0.1:8765", base))
         assert page.url == f"{base}/annotate"  # the token left the address bar
 
-        def wait_for_image():
-            page.wait_for_function("document.getElementById('image').complete && document.getElementById('image').naturalWidth > 0")
+        def wait_for_image(tab=page):
+            tab.wait_for_function("document.getElementById('image').complete && document.getElementById('image').naturalWidth > 0")
+
+        def wait_for_count(done, tab=page):
+            tab.wait_for_function(f"document.getElementById('count').textContent.startsWith('{done} /')")
 
         def count():
             return page.inner_text("#count")
@@ -144,114 +179,215 @@ def test_annotator_in_a_real_browser(small_run, tmp_path):
             assert word not in html and not any(word in url for url in seen_urls)
             assert word.encode() not in image.content and all(word not in v for v in image.headers.values())
         assert b"act2i" not in image.content  # the PNG metadata chunk is stripped
+
+        # The login token lives only in the HttpOnly cookie: no script on the page can read it.
+        assert token_of(link) not in page.content() and page.evaluate("document.cookie") == ""
+
+        # Accessibility: AA contrast for the buttons and the error text, a named progress bar, focus kept.
+        ratios = page.evaluate(CONTRAST, ["#accept", "#reject", "#undo", "#message"])
+        assert min(ratios.values()) >= 4.5, ratios
+        assert page.get_attribute("#progress", "aria-label") and page.get_attribute("#progress", "aria-valuenow") == "2"
+        page.click("#accept")
+        wait_for_count(3)
+        wait_for_image()
+        assert page.evaluate("document.activeElement.id") == "question"  # the new question, read out by screen readers
+
+        # The same link in two tabs: the stale tab's answer is refused, and the tab moves on, saying why.
+        other = context.new_page()  # the same cookie: the same link in a second tab
+        other.goto(f"{base}/annotate")
+        wait_for_image(other)
+        assert other.get_attribute("#image", "src") == page.get_attribute("#image", "src")
+        page.keyboard.press("a")
+        wait_for_count(4)
+        wait_for_image()
+        other.keyboard.press("a")
+        other.wait_for_function("document.getElementById('message').textContent.includes('already answered')")
+        wait_for_count(4, other)
+        wait_for_image(other)
+        assert other.get_attribute("#image", "src") == page.get_attribute("#image", "src")
+
+        # The image on screen moved to someone else meanwhile (a newly added annotator): on to the next, saying why.
+        moved = page.get_attribute("#image", "src").rsplit("/", 1)[1]
+        with storage.connect(RunPaths(root).annotations_db_path) as conn:
+            conn.execute("DELETE FROM assignments WHERE annotator = 'alice' AND image_id = ?", (moved,))
+        page.keyboard.press("a")
+        page.wait_for_function("document.getElementById('message').textContent.includes('no longer assigned')")
+        page.wait_for_function(f"!document.getElementById('image').src.endsWith('{moved}')")
+        assert count() == f"4 / {total - 1}"
+
+        # A stopped server: a message a person understands, not "Failed to fetch".
+        proc.kill()
+        proc.wait()
+        page.keyboard.press("a")
+        page.wait_for_function("document.getElementById('message').textContent.includes('cannot reach the study server')")
         browser.close()
-    answers = storage.live_answers(storage.db_path(root))
-    assert answers["label"].tolist() == ["reject", "accept"] and set(answers["annotator"]) == {"alice"}
+    answers = annotate.answers(root)
+    assert answers["label"].tolist() == ["reject", "accept", "accept", "accept"] and set(answers["annotator"]) == {"alice"}
     first = answers.iloc[0]
     assert first.tags == "missing agent,role reversal" and first.comment == "the owl has two heads"
     assert first.seconds >= 0
-    with storage.connect(storage.db_path(root)) as conn:
+    with storage.connect(RunPaths(root).annotations_db_path) as conn:
         shown = conn.execute("SELECT prompt FROM images WHERE image_id = ?", (first.image_id,)).fetchone()[0]
     assert shown == first_prompt  # the answer is stored against the image that was on screen
 
 
 def test_tokens_origins_and_traversal_are_refused(small_run, tmp_path):
     root = fresh_copy(small_run, tmp_path)
-    alice = token_of(study.add_annotator(root, "alice", overlap=1))
-    bob = token_of(study.add_annotator(root, "bob", overlap=1))
-    with serving(root, overlap=1) as (base, _), httpx.Client() as client:
-        mine = client.get(f"{base}/api/next", headers={"X-Act2i-Token": alice}).json()["image_id"]
-        theirs = client.get(f"{base}/api/next", headers={"X-Act2i-Token": bob}).json()["image_id"]
-        assert client.get(f"{base}/api/next").status_code == 401
-        assert client.get(f"{base}/api/next", headers={"X-Act2i-Token": "forged"}).status_code == 403
-        assert client.get(f"{base}/login", params={"token": "forged"}).status_code == 403
-        assert client.get(f"{base}/annotate").status_code == 401
-        assert client.get(f"{base}/img/{mine}").status_code == 401
-        assert client.get(f"{base}/img/{theirs}", headers={"X-Act2i-Token": alice}).status_code == 404
-        assert post_answer(client, base, alice, theirs).status_code == 404
-        assert client.post(f"{base}/api/answer", headers={"X-Act2i-Token": alice}, json={"image_id": mine, "label": "accept"}).status_code == 403
-        assert client.post(f"{base}/api/answer", headers={"X-Act2i-Token": alice, "Origin": "http://evil.example"},
-                           json={"image_id": mine, "label": "accept"}).status_code == 403
-        assert client.post(f"{base}/api/answer", cookies={"act2i_token": alice}, headers={"Origin": base},
-                           json={"image_id": mine, "label": "accept"}).status_code == 401  # a cookie alone cannot write
+    alice_link = study.add_annotator(root, "alice", overlap=1)
+    alice = token_of(alice_link)
+    bob_link = study.add_annotator(root, "bob", overlap=1)
+    with serving(root, overlap=1) as (base, _), signed_in(base, alice_link) as me, signed_in(base, bob_link) as bob, \
+            httpx.Client(base_url=base) as client, httpx.Client(base_url=base, cookies={"act2i_token": alice}) as cookie_only:
+        mine = me.get("/api/next").json()["image_id"]
+        theirs = bob.get("/api/next").json()["image_id"]
+        assert client.get("/api/next").status_code == 401
+        assert client.get("/api/next", headers={"X-Act2i-Token": alice}).status_code == 401  # only the cookie signs in
+        assert client.get("/login", params={"token": "forged"}).status_code == 403
+        assert client.get("/annotate").status_code == 401
+        assert client.get(f"/img/{mine}").status_code == 401
+        client.cookies.set("act2i_token", "forged")
+        assert client.get("/api/next").status_code == 403
+        assert me.get(f"/img/{theirs}").status_code == 404
+        assert post_answer(me, theirs).status_code == 404
+        answer = {"image_id": mine, "label": "accept"}
+        csrf = me.headers["X-Act2i-CSRF"]
+        refused = [{"X-Act2i-CSRF": csrf}, {"X-Act2i-CSRF": csrf, "Origin": "http://evil.example"},  # no or another origin
+                   {"Origin": base}, {"Origin": base, "X-Act2i-CSRF": bob.headers["X-Act2i-CSRF"]}]  # no or another's CSRF
+        for extra in refused:
+            assert cookie_only.post("/api/answer", json=answer, headers=extra).status_code == 403, extra
+        assert cookie_only.post("/api/undo", headers={"Origin": base}).status_code == 403
         for path in ("/img/../annotations.sqlite", "/img/..%2F..%2Fconfig.yaml", "/static/../storage.py",
                      "/static/..%2F..%2Fannotations.sqlite", "/img/' OR 1=1 --"):
-            response = client.get(base + path, headers={"X-Act2i-Token": alice})
+            response = me.get(path)
             assert response.status_code == 404 and b"SQLite" not in response.content, path
         bad = [{"label": "maybe"}, {"label": "accept", "tags": ["ugly"]}, {"label": "accept", "comment": "x" * 2001},
                {"label": "accept", "seconds": -1}, {"label": "accept", "seconds": "soon"}]
         for extra in bad:
-            assert post_answer(client, base, alice, mine, **extra).status_code == 400, extra
-        assert client.post(f"{base}/api/answer", headers=headers(base, alice), content=b"not json").status_code == 400
-        assert post_answer(client, base, alice, mine).status_code == 200
-        assert post_answer(client, base, alice, mine).status_code == 409  # a second live answer is refused
-    assert len(storage.live_answers(storage.db_path(root))) == 1
+            assert post_answer(me, mine, **extra).status_code == 400, extra
+        assert me.post("/api/answer", content=b"not json").status_code == 400
+        image = me.get(f"/img/{mine}")
+        with Image.open(io.BytesIO(image.content)) as served:  # every image at one size: sizes do not tell models apart
+            assert served.size == (blind.SIZE, blind.SIZE)
+        assert post_answer(me, mine).status_code == 200
+        assert post_answer(me, mine).status_code == 409  # a second live answer is refused
+    assert len(annotate.answers(root)) == 1
+
+
+def test_malformed_and_oversized_bodies_are_refused(small_run, tmp_path):
+    root = fresh_copy(small_run, tmp_path)
+    link = study.add_annotator(root, "alice", overlap=1)
+    with serving(root, overlap=1) as (base, _), signed_in(base, link) as me:
+        mine = me.get("/api/next").json()["image_id"]
+        malformed = [
+            json.dumps({"image_id": [mine], "label": "accept"}).encode(),
+            json.dumps({"image_id": {"id": mine}, "label": "accept"}).encode(),
+            json.dumps({"image_id": mine, "label": ["accept"], "tags": [["missing agent"]]}).encode(),
+            b'{"image_id": "' + mine.encode() + b'", "label": "accept", "comment": "half a pair \\ud800"}',
+            b'{"image_id": "\\udfff", "label": "accept"}',
+            b"[" * 30_000 + b"]" * 30_000,  # deeper than Python's parser goes, smaller than the size limit
+            b'{"image_id": "' + mine.encode() + b'", "label": "accept", "seconds": NaN}',
+            b"\xff\xfe not utf-8",
+        ]
+        for body in malformed:
+            response = me.post("/api/answer", content=body, headers={"Content-Type": "application/json"})
+            assert response.status_code == 400 and response.json()["error"], body[:60]
+        too_big = b'{"comment": "' + b"x" * app.MAX_BODY + b'"}'
+        response = me.post("/api/answer", content=too_big)
+        assert response.status_code == 413 and "too large" in response.json()["error"]
+        response = me.post("/api/answer", content=iter([too_big[i:i + 4096] for i in range(0, len(too_big), 4096)]))
+        assert "content-length" not in response.request.headers  # streamed: counted while read, not announced
+        assert response.status_code == 413 and "too large" in response.json()["error"]
+        assert me.get("/api/next").json()["image_id"] == mine  # the server is fine and nothing was stored
+    assert annotate.answers(root).empty
+
+
+def test_a_held_write_lock_does_not_freeze_the_pages(small_run, tmp_path):
+    root = fresh_copy(small_run, tmp_path)
+    link = study.add_annotator(root, "alice", overlap=1)
+    with serving(root, overlap=1) as (base, _), signed_in(base, link) as me, signed_in(base, link) as other_tab:
+        mine = me.get("/api/next").json()["image_id"]
+        blocker = sqlite3.connect(RunPaths(root).annotations_db_path, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")  # someone else (an import, a script) is writing
+        waiting = []
+        writer = threading.Thread(target=lambda: waiting.append(post_answer(other_tab, mine)))
+        try:
+            writer.start()
+            time.sleep(0.5)  # the answer now waits for the lock in the server
+            started = time.monotonic()
+            assert me.get("/api/next", timeout=5).json()["image_id"] == mine
+            assert me.get(f"/img/{mine}", timeout=5).status_code == 200
+            assert me.get("/annotate", timeout=5).status_code == 200
+            assert time.monotonic() - started < 4
+            assert writer.is_alive()
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        writer.join(timeout=30)
+        assert waiting[0].status_code == 200 and waiting[0].json()["done"] == 1  # the waiting answer went through
 
 
 def big_run(tmp_path) -> Path:
     """250 images (125 prompts x 2 variants), all the same small picture, for load tests."""
     run = open_run(tmp_path / "big", "smoke", {"annotate": {"overlap": 2}})
     bench = build_benchmark(seed=0)
-    bench.to_parquet(run.path("benchmark.parquet"))
+    bench.to_parquet(run.benchmark_path)
     picture = run.root / "images" / "one.png"
     picture.parent.mkdir(parents=True)
-    from PIL import Image
-
     Image.new("RGB", (16, 16), "gray").save(picture)
     rows = [{"model": "m", "variant": v, "id": i, "seed": 0, "prompt": p, "path": "images/one.png"}
             for v in ("base", "temporal") for i, p in zip(bench["id"], bench["base_prompt"])]
-    pd.DataFrame(rows).to_parquet(run.root / "images" / "manifest.parquet")
+    pd.DataFrame(rows).to_parquet(run.manifest_path)
     return run.root
 
 
 def test_eight_annotators_post_500_answers_at_once(tmp_path):
     root = big_run(tmp_path)
-    tokens = {f"a{i}": token_of(study.add_annotator(root, f"a{i}", overlap=2)) for i in range(8)}
-    with storage.connect(storage.db_path(root)) as conn:
+    links = {f"a{i}": study.add_annotator(root, f"a{i}", overlap=2) for i in range(8)}
+    with storage.connect(RunPaths(root).annotations_db_path) as conn:
         work = {name: [r[0] for r in conn.execute("SELECT image_id FROM assignments WHERE annotator = ?", (name,))]
-                for name in tokens}
+                for name in links}
     assert sum(map(len, work.values())) == 500 and max(map(len, work.values())) - min(map(len, work.values())) <= 1
     statuses = []
     with serving(root) as (base, _):
         def worker(name):
-            with httpx.Client(timeout=60) as client:
+            with signed_in(base, links[name]) as client:
                 for image_id in work[name]:
-                    statuses.append(post_answer(client, base, tokens[name], image_id, "reject", seconds=1.5).status_code)
-                statuses.append(post_answer(client, base, tokens[name], work[name][0]).status_code)  # a double click
+                    statuses.append(post_answer(client, image_id, "reject", seconds=1.5).status_code)
+                statuses.append(post_answer(client, work[name][0]).status_code)  # a double click
 
-        threads = [threading.Thread(target=worker, args=(name,)) for name in tokens]
+        threads = [threading.Thread(target=worker, args=(name,)) for name in links]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
     assert statuses.count(200) == 500 and statuses.count(409) == 8
-    answers = storage.live_answers(storage.db_path(root))
+    answers = annotate.answers(root)
     assert len(answers) == 500 and not answers.duplicated(["annotator", "image_id"]).any()
     assert set(zip(answers["annotator"], answers["image_id"])) == {(n, i) for n, ids in work.items() for i in ids}
 
 
 def test_killed_server_loses_nothing(small_run, tmp_path):
     root = fresh_copy(small_run, tmp_path)
-    token = token_of(study.add_annotator(root, "alice", overlap=1))
+    link = study.add_annotator(root, "alice", overlap=1)
     answered = []
-    with serving(root, overlap=1) as (base, proc), httpx.Client() as client:
+    with serving(root, overlap=1) as (base, proc), signed_in(base, link) as client:
         for _ in range(4):
-            image_id = client.get(f"{base}/api/next", headers={"X-Act2i-Token": token}).json()["image_id"]
-            assert post_answer(client, base, token, image_id, comment=f"n{len(answered)}").status_code == 200
+            image_id = client.get("/api/next").json()["image_id"]
+            assert post_answer(client, image_id, comment=f"n{len(answered)}").status_code == 200
             answered.append(image_id)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-    with serving(root, overlap=1) as (base, _), httpx.Client() as client:
-        state = client.get(f"{base}/api/next", headers={"X-Act2i-Token": token}).json()
+    with serving(root, overlap=1) as (base, _), signed_in(base, link) as client:
+        state = client.get("/api/next").json()
         assert state["done"] == 4 and state["image_id"] not in answered
-    answers = storage.live_answers(storage.db_path(root))
+    answers = annotate.answers(root)
     assert answers["image_id"].tolist() == answered and answers["comment"].tolist() == ["n0", "n1", "n2", "n3"]
 
 
 def test_export_status_and_assignment(small_run, tmp_path):
     root = fresh_copy(small_run, tmp_path)
     tokens = [token_of(study.add_annotator(root, n, overlap=2)) for n in ("ann", "ben", "cat")]
-    db = storage.db_path(root)
+    db = RunPaths(root).annotations_db_path
     with storage.connect(db) as conn:
         per_image = [r[0] for r in conn.execute("SELECT COUNT(*) FROM assignments GROUP BY image_id")]
         loads = [r[0] for r in conn.execute("SELECT COUNT(*) FROM assignments GROUP BY annotator")]
@@ -264,7 +400,7 @@ def test_export_status_and_assignment(small_run, tmp_path):
     assert orders["ann"] != sorted(orders["ann"])  # a shuffled, per-annotator order
     parquet, csv = study.export(root)
     table = pd.read_parquet(parquet)
-    assert list(table.columns) == ["annotator", "image_id", "model", "variant", "prompt_id", "seed", "label", "tags",
+    assert list(table.columns) == ["annotator", "image_id", "model", "variant", "id", "seed", "label", "tags",
                                    "comment", "seconds", "source", "created"]
     assert len(table) == 24 and pd.read_csv(csv).shape == (24, 12)
     summary, people = study.status(root)
@@ -299,7 +435,7 @@ def test_label_studio_round_trip(small_run, tmp_path):
     (tmp_path / "export.json").write_text(json.dumps(results))
     assert labelstudio.import_results(root, tmp_path / "export.json") == 3
     assert labelstudio.import_results(root, tmp_path / "export.json") == 3  # again: replaced, not doubled
-    answers = storage.live_answers(storage.db_path(root))
+    answers = annotate.answers(root)
     assert len(answers) == 3 and set(answers["annotator"]) == {"ls:eve@lab.org"}
     assert set(answers["tags"]) == {"agents fused"} and set(answers["source"]) == {"labelstudio"}
     (tmp_path / "bad.json").write_text(json.dumps([{"id": 9, "data": {"image_id": "nope"}, "annotations": []}]))

@@ -2,7 +2,7 @@
 
 import pytest
 
-from act2i_utils.generate import architectures as arch
+from benchmarks import architectures as arch
 
 
 @pytest.mark.parametrize("name, published", [("sd35-large", 8.1e9), ("flux1-dev", 11.9e9)])

@@ -26,7 +26,10 @@ def test_same_seed_same_table_other_seed_differs(table):
 
 
 def test_shape_and_schema(table):
-    assert list(table.columns) == BENCHMARK_COLUMNS
+    assert list(table.columns) == BENCHMARK_COLUMNS + ["action_key", "action_template"]
+    agents = {agent.name: agent.with_article for agent in load_taxonomy("animals").agents}
+    assert all(row.base_prompt == row.action_template.format(a=agents[row.animal1], b=agents[row.animal2])
+               for row in table.itertuples())
     assert len(table) == 125 and table["action"].nunique() == 25
     assert (table.groupby("action").size() == 5).all()
     assert table["id"].is_unique
@@ -138,3 +141,13 @@ def test_bad_taxonomy_files_are_named(tmp_path):
     (tmp_path / "agents.csv").write_text("name,article,class,size,diet,habitats\nrobot,a,machine,medium,omnivore,lab\n")
     with pytest.raises(InputError, match=r"actions.yaml: action 'chase' has emotional_valence 'angry'; expected one of aggressive"):
         build_benchmark(agents=str(tmp_path))
+
+
+def test_an_imported_table_gets_each_known_actions_template(table):
+    from act2i_utils.benchmark.stage import with_templates
+
+    published = table.drop(columns=["action_key", "action_template"])
+    published.loc[0, "action"] = "juggling"  # a phrase no taxonomy has
+    filled = with_templates(published)
+    assert filled["action_template"].iloc[1:].tolist() == table["action_template"].iloc[1:].tolist()
+    assert filled["action_key"].iloc[0] is None and filled["action_template"].iloc[0] is None

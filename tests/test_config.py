@@ -24,7 +24,9 @@ def test_shipped_profiles_validate():
     smoke = cfg.load_profile("smoke")
     paper = cfg.load_profile("paper")
     assert smoke.name == "smoke" and paper.name == "paper"
-    assert smoke.random_weights and not paper.random_weights
+    from act2i_utils.registry import random_weights
+
+    assert random_weights(smoke.generate.models) and not random_weights(paper.generate.models)
     assert all(ref.startswith("tiny:") for ref in smoke.model_refs())
 
 
@@ -43,7 +45,7 @@ def test_paper_profile_carries_the_papers_setup():
 def test_minimal_profile_gets_defaults(tmp_path):
     p = cfg.load_profile(write(tmp_path, MINIMAL))
     assert p.enrich.backend == "kb" and p.generate.seeds == [42]
-    assert cfg.model_label(p.generate.models[0]) == "tiny-sd3"
+    assert p.generate.models[0].label == "tiny-sd3"
 
 
 @pytest.mark.parametrize(

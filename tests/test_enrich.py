@@ -8,7 +8,7 @@ import pytest
 from act2i_utils.benchmark import build_benchmark
 from act2i_utils.enrich import enrich, flagged, length_stats, side_by_side
 from act2i_utils.enrich.backends import RowSampler, TransformersBackend
-from act2i_utils.enrich.budget import budget_for_models
+from act2i_utils.enrich.budget import add_token_counts, budget_for_models
 from act2i_utils.cache import JsonlCache
 from act2i_utils.enrich.checks import mentions
 from act2i_utils.enrich.kb import KnowledgeBaseBackend
@@ -168,7 +168,8 @@ def test_budget_counts_with_the_t2i_tokenizers(tmp_path):
     budget = budget_for_models(run.config.generate.models)
     assert budget.limit == 77 and any("CLIP" in e.label for e in budget.encoders)
     assert budget.too_long(" ".join(["wolf"] * 80)) and not budget.too_long("a wolf chasing a deer")
-    stats = length_stats(pd.DataFrame({"variant": ["base", "t"], "text": ["a wolf", " ".join(["deer"] * 90)]}), budget)
+    prompts = add_token_counts(pd.DataFrame({"variant": ["base", "t"], "text": ["a wolf", " ".join(["deer"] * 90)]}), budget)
+    stats = length_stats(prompts)
     assert stats.loc["t", "share_over_budget"] == 1.0 and stats.loc["base", "share_over_budget"] == 0.0
 
 
@@ -179,7 +180,9 @@ def test_stage_writes_prompts_and_fills_the_published_columns(tmp_path):
     benchmark.run(run)
     prompts = stage.run(run, progress=False)
     assert set(prompts["variant"]) == {"base", *DIMS}
-    assert pd.read_parquet(run.path("prompts.parquet")).equals(prompts)
+    assert pd.read_parquet(run.prompts_path).equals(prompts)
+    clip = [c for c in prompts.columns if c.startswith("tokens: ") and c.endswith("(max 77)")]
+    assert clip and (prompts[clip[0]] > 2).all()  # every text counted under the T2I model's CLIP tokenizer
     published = pd.read_parquet(run.path("benchmark_enriched.parquet"))
     assert published["temporal_prompt"].notna().all() and published["spatial_prompt"].notna().all()
     wide = side_by_side(prompts, n=3)

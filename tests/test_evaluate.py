@@ -9,13 +9,15 @@ from PIL import Image
 
 from act2i_utils import evaluate, generate
 from act2i_utils.benchmark import build_benchmark
+from act2i_utils.config import EvaluateConfig
 from act2i_utils.enrich import enrich
 from act2i_utils.enrich.kb import KnowledgeBaseBackend
-from act2i_utils.errors import InputError, ModelLoadError
+from act2i_utils.errors import ConfigError, InputError, ModelLoadError
 from act2i_utils.evaluate import judges as judge_module
 from act2i_utils.evaluate.questions import action_caption, vqa_questions, with_article
-from act2i_utils.generate.manifest import read_manifest
+from act2i_utils.manifest import read_manifest
 from act2i_utils.runs import open_run
+from act2i_utils.schema import KEY
 from act2i_utils.tiny import tiny_path
 
 
@@ -26,8 +28,8 @@ def scored(tmp_path_factory):
     run = open_run(root, "smoke", {"generate": {"seeds": [42], "variants": ["base", "temporal"]},
                                    "evaluate": {"metrics": ["clipscore", "vqa", "detection", "action_clip"], "batch_size": 4}})
     bench = build_benchmark(seed=0, n_per_action=1)
-    bench.to_parquet(run.path("benchmark.parquet"))
-    enrich(bench.head(3), KnowledgeBaseBackend(), dimensions=["temporal"], progress=False).to_parquet(run.path("prompts.parquet"))
+    bench.to_parquet(run.benchmark_path)
+    enrich(bench.head(3), KnowledgeBaseBackend(), dimensions=["temporal"], progress=False).to_parquet(run.prompts_path)
     generate.run(run, progress=False)
     return run, evaluate.run(run, progress=False)
 
@@ -39,18 +41,18 @@ def test_scores_table_is_long_and_complete(scored):
     expected = {"clipscore", "vqa", "vqa_agent1", "vqa_agent2", "vqa_action", "vqa_reversed",
                 "det_agent1", "det_agent2", "det_both", "action_rank", "action_top1", "action_top5"}
     assert len(per_image) == 6 and all(s == expected for s in per_image)
-    assert pd.read_parquet(run.path("scores.parquet")).equals(scores)
+    assert pd.read_parquet(run.scores_path).equals(scores)
     assert run.provenance()["stages"]["evaluate"]["status"] == "done"
     table = evaluate.summary(scores)
     assert table.shape == (2, len(expected))
 
 
 def test_clipscore_equals_torchmetrics(scored):
-    from act2i_utils.evaluate.reference import torchmetrics_clipscore
+    from benchmarks.reference import torchmetrics_clipscore
 
     run, scores = scored
     metric = torchmetrics_clipscore(tiny_path("clip"))
-    bench = pd.read_parquet(run.path("benchmark.parquet")).set_index("id")
+    bench = pd.read_parquet(run.benchmark_path).set_index("id")
     ours = scores[scores["metric"] == "clipscore"]
     for row in ours.itertuples():
         path = run.root / f"images/{row.model}/{row.variant}/{row.id}_{row.seed}.png"
@@ -66,7 +68,7 @@ def test_vqa_probability_by_hand(scored):
 
     run, scores = scored
     row = scores[scores["metric"] == "vqa_action"].iloc[0]
-    bench = pd.read_parquet(run.path("benchmark.parquet")).set_index("id").loc[row.id]
+    bench = pd.read_parquet(run.benchmark_path).set_index("id").loc[row.id]
     folder = tiny_path("vlm")
     model, processor = LlavaForConditionalGeneration.from_pretrained(folder), AutoProcessor.from_pretrained(folder)
     question = f"Is the {bench.animal1} {bench.action} the {bench.animal2}? Please answer yes or no."
@@ -102,7 +104,8 @@ def test_decomposed_questions():
     }
     assert list(vqa_questions("a robot", None, None, None)) == ["vqa"]
     assert with_article("ostrich") == "an ostrich" and with_article("hyena") == "a hyena"
-    assert action_caption("carrying", "horse", "elephant") == "a photo of a horse carrying an elephant on its back"
+    template = "{a} carrying {b} on its back"  # the benchmark row's action_template
+    assert action_caption("carrying", "horse", "elephant", template) == "a photo of a horse carrying an elephant on its back"
     assert action_caption("juggling", "seal", "ball") == "a photo of a seal juggling a ball"
 
 
@@ -112,7 +115,7 @@ def test_detection_shape_and_threshold(scored):
     threshold = run.config.evaluate.detection_threshold
     both = (wide["det_agent1"] >= threshold) & (wide["det_agent2"] >= threshold)
     assert (wide["det_both"] == both.astype(float)).all()
-    boxes = pd.read_parquet(run.path("detections.parquet"))
+    boxes = pd.read_parquet(run.detections_path)
     assert list(boxes.columns) == ["model", "variant", "id", "seed", "agent", "score", "x0", "y0", "x1", "y1"]
     assert set(boxes["agent"]) == {1, 2}
     best = boxes.groupby(["variant", "id", "agent"])["score"].max().unstack()
@@ -124,8 +127,9 @@ def test_detection_shape_and_threshold(scored):
 
 def test_action_classification_by_hand(scored):
     run, scores = scored
-    bench = pd.read_parquet(run.path("benchmark.parquet"))
-    actions = list(dict.fromkeys(bench["action"]))
+    bench = pd.read_parquet(run.benchmark_path)
+    templates = evaluate.stage.action_templates(bench)
+    actions = list(templates)
     wide = scores[scores["metric"].str.startswith("action_")].pivot_table(index=["variant", "id"], columns="metric", values="value")
     assert wide["action_rank"].between(1, len(actions)).all()
     assert (wide["action_top1"] <= wide["action_top5"]).all()
@@ -133,13 +137,14 @@ def test_action_classification_by_hand(scored):
     (variant, prompt_id), rank = next(iter(wide["action_rank"].items()))
     row = bench.set_index("id").loc[prompt_id]
     image = Image.open(run.root / f"images/tiny-sd3/{variant}/{prompt_id}_42.png").convert("RGB")
-    sims = clip.text_embeddings([action_caption(a, row.animal1, row.animal2) for a in actions]) @ clip.image_embeddings([image])[0]
+    captions = [action_caption(a, row.animal1, row.animal2, templates[a]) for a in actions]
+    sims = clip.text_embeddings(captions) @ clip.image_embeddings([image])[0]
     assert rank == 1 + int((sims > sims[actions.index(row.action)]).sum())
 
 
 def test_reference_similarity_and_its_absence(scored, tmp_path):
     run, _ = scored
-    bench = pd.read_parquet(run.path("benchmark.parquet"))
+    bench = pd.read_parquet(run.benchmark_path)
     first = read_manifest(run.root)["id"].iloc[0]
     action = bench.set_index("id").loc[first, "action"]
     folder = tmp_path / "refs" / judge_module.folder_name(action)
@@ -167,7 +172,7 @@ def test_rerun_is_free_and_an_interrupted_run_resumes(scored, monkeypatch):
     monkeypatch.setattr(judge_module.ClipScore, "score", lambda self, images, items: calls.append(len(items)) or real(self, images, items))
     assert evaluate.run(run, progress=False).equals(scores) and calls == []
     # A partial cache: drop the last lines as a crash would have, then resume.
-    cache = run.path("scores_cache.jsonl")
+    cache = run.scores_cache_path
     lines = cache.read_text().splitlines()
     cache.write_text("\n".join(lines[:-3]) + "\n" + lines[-3][:20])
     again = evaluate.run(run, progress=False)
@@ -180,16 +185,16 @@ def test_clear_sentences_for_bad_images_and_models(tmp_path, scored):
     run, _ = scored
     copy = tmp_path / "copy"
     shutil.copytree(run.root, copy)
-    (copy / "scores_cache.jsonl").unlink()
     other = open_run(copy)
+    other.scores_cache_path.unlink()
     paths = read_manifest(copy)["path"]
     (copy / paths.iloc[0]).write_bytes(b"not a png")
     with pytest.raises(InputError, match=rf"{paths.iloc[0]} cannot be read \(UnidentifiedImageError\); delete it and rerun"):
         evaluate.run(other, progress=False)
     (copy / paths.iloc[0]).unlink()
-    with pytest.raises(InputError, match=rf"{paths.iloc[0]} is listed in images/manifest.parquet but missing"):
+    with pytest.raises(InputError, match=rf"{paths.iloc[0]} is listed in the image manifest but missing"):
         evaluate.run(other, progress=False)
-    bad = open_run(copy, None, {"evaluate": {"clip_model": "openai/clip-vit-base-patch32"}})
+    bad = open_run(copy, None, {"evaluate": {"clip_model": "openai/clip-vit-base-patch32"}}, reconfigure=True)
     with pytest.raises(ModelLoadError, match=r"Could not load CLIP model 'openai/clip-vit-base-patch32'.*hf download"):
         evaluate.make_judges(bad.config.evaluate, "cpu", ["chasing"], metrics=["clipscore"])
 
@@ -202,3 +207,70 @@ def test_vqa_breakdown_flags_suspected_reversals():
     table = evaluate.vqa_breakdown(pd.DataFrame(rows))
     assert table.loc[("m", "base"), "reversal_suspected"] == 0.5
     assert table.loc[("m", "base"), "vqa_action"] == 0.5
+
+
+# --- the one-line scorer and the judges' interface -------------------------------------------
+
+
+def test_one_line_score_equals_the_stage(scored):
+    run, scores = scored
+    manifest = read_manifest(run.root)
+    bench = pd.read_parquet(run.benchmark_path).set_index("id").loc[manifest["id"]]
+    paths = [run.root / p for p in manifest["path"]]
+    stage = scores.merge(manifest[KEY + ["path"]], on=KEY)
+    stage = stage.assign(image=[str(run.root / p) for p in stage["path"]]).set_index(["image", "metric"])["value"]
+    for metric, model in (("clipscore", "tiny:clip"), ("vqa", "tiny:vlm")):
+        ours = evaluate.score(paths, bench["base_prompt"].tolist(), metric=metric, model=model, batch_size=4,
+                              animal1=bench["animal1"].tolist(), animal2=bench["animal2"].tolist(),
+                              action=bench["action"].tolist())
+        assert list(ours.columns) == ["image", "prompt", "metric", "value", "judge"] and set(ours["judge"]) == {model}
+        ours = ours.set_index(["image", "metric"])["value"]
+        theirs = stage[stage.index.get_level_values("metric").str.startswith(metric)]
+        assert sorted(ours.index) == sorted(theirs.index)
+        assert np.allclose(ours.values, theirs.loc[ours.index].values, rtol=0, atol=1e-6), metric
+
+
+def test_score_takes_pil_images_and_one_prompt_for_all():
+    images = [Image.new("RGB", (32, 32), c) for c in ("red", "green")]
+    table = evaluate.score(images, "a wolf chasing a deer", metric="vqa", model="tiny:vlm")
+    assert table["image"].tolist() == [0, 1] and set(table["metric"]) == {"vqa"}  # no agents: the whole-prompt question only
+    assert table["value"].between(0, 1).all() and set(table["prompt"]) == {"a wolf chasing a deer"}
+
+
+def test_list_metrics_names_every_judge():
+    assert evaluate.list_metrics() == ["clipscore", "vqa", "detection", "action_clip", "reference"]
+    assert evaluate.METRICS == tuple(evaluate.list_metrics())
+
+
+def test_score_says_what_is_wrong(tmp_path):
+    with pytest.raises(ConfigError, match=r"Unknown metric\(s\) clipscor .*did you mean 'clipscore'.*known: clipscore, vqa"):
+        evaluate.score([], [], metric="clipscor")
+    two = [Image.new("RGB", (8, 8))] * 2
+    with pytest.raises(InputError, match="prompts has 1 entries for 2 images"):
+        evaluate.score(two, ["a"], model="tiny:clip")
+    with pytest.raises(InputError, match="animal1 has 3 entries for 2 images"):
+        evaluate.score(two, "a", metric="vqa", model="tiny:vlm", animal1=["a", "b", "c"])
+    with pytest.raises(InputError, match="unknown setting"):
+        evaluate.score(two, "a", threshold=0.2)
+    (tmp_path / "bad.png").write_bytes(b"not a png")
+    with pytest.raises(InputError, match=r"image 0 \(.*bad.png\) cannot be read as an image"):
+        evaluate.score([tmp_path / "bad.png"], "a cat", model="tiny:clip")
+
+
+TINY_JUDGES = {"clip_model": "tiny:clip", "vqa_model": "tiny:vlm", "detector_model": "tiny:owlv2",
+               "reference_model": "tiny:dinov2"}
+
+
+@pytest.mark.parametrize("metric", evaluate.list_metrics())
+def test_every_judge_keeps_the_declared_interface(metric, tmp_path):
+    for action in ("chasing", "biting"):
+        (tmp_path / action).mkdir()
+        Image.new("RGB", (16, 16), "blue").save(tmp_path / action / "a.png")
+    cfg = EvaluateConfig(**TINY_JUDGES, reference_dir=str(tmp_path))
+    (judge,) = evaluate.make_judges(cfg, "cpu", {"chasing": "{a} chasing {b}", "biting": None}, [metric])
+    assert isinstance(judge, evaluate.Judge) and judge.name and judge.metrics and judge.model_ref.startswith("tiny:")
+    items = [{"base_prompt": "a wolf chasing a deer", "animal1": "wolf", "animal2": "deer", "action": "chasing"}] * 2
+    values = judge.score([Image.new("RGB", (32, 32), c) for c in ("red", "green")], items)
+    assert len(values) == 2 and all(isinstance(judge.signature(i), str) for i in items)
+    for found in values:
+        assert found and set(found) - {"_boxes"} <= set(judge.metrics)

@@ -18,7 +18,7 @@ from act2i_utils.enrich import enrich
 from act2i_utils.enrich.kb import KnowledgeBaseBackend
 from act2i_utils.errors import Act2iError, InputError, ModelLoadError
 from act2i_utils.generate import stage as gen_stage
-from act2i_utils.generate.manifest import read_manifest
+from act2i_utils.manifest import read_manifest
 from act2i_utils.runs import open_run
 
 
@@ -194,7 +194,7 @@ def test_import_external_images(tmp_path, prompts):
 
 def test_clear_sentences(tmp_path, prompts):
     run = make_run(tmp_path / "a", prompts, variants=["base", "emotional"])
-    with pytest.raises(InputError, match=r"Variant 'emotional' is not in prompts.parquet \(it has base, temporal\)"):
+    with pytest.raises(InputError, match=r"Variant 'emotional' is not among the enriched prompts \(they have base, temporal\)"):
         generate.run(run, progress=False)
     run = make_run(tmp_path / "b", prompts)
     (run.root / "images").write_text("not a folder")

@@ -38,7 +38,7 @@ def test_notebook_is_thin_and_clean(path):
 def reproduced(tmp_path_factory):
     """What `make reproduce` does, into a temporary run (figures not copied into the checkout)."""
     run_dir = tmp_path_factory.mktemp("reproduce") / "smoke"
-    assert main(["run", "--profile", "smoke", "--run", str(run_dir), "--quiet", "--set", "analyze.copy_figures=false"]) == 0
+    assert main(["run", "--profile", "smoke", "--run", str(run_dir), "--quiet"]) == 0
     return run_dir
 
 
@@ -84,10 +84,10 @@ def test_explore_notebook_executes(reproduced, tmp_path):
     assert any("VBox" in json.dumps(c.get("outputs", [])) for c in executed.cells)
 
 
-def test_notebook_parameters_override_the_profile(tmp_path):
+def test_notebook_overrides_set_the_stage_settings(tmp_path):
     out = tmp_path / "01.ipynb"
     pm.execute_notebook(str(NOTEBOOKS / "01_build_benchmark.ipynb"), str(out), progress_bar=False, kernel_name=kernel_name(),
-                        parameters={"run_dir": str(tmp_path / "r"), "agents": "people", "n_per_action": 2})
+                        parameters={"run_dir": str(tmp_path / "r"), "overrides": "benchmark: {agents: people, n_per_action: 2}"})
     bench = pd.read_parquet(tmp_path / "r" / "benchmark.parquet")
     assert len(bench) == 32 and "dancer" in set(bench["animal1"]) | set(bench["animal2"])
     assert "agents: people" in (tmp_path / "r" / "config.yaml").read_text()

@@ -50,7 +50,7 @@ def test_rerun_resumes_and_fresh_starts_over(tmp_path):
 
 def test_changed_config_is_logged(tmp_path):
     open_run(tmp_path / "r", "smoke")
-    run = open_run(tmp_path / "r", "smoke", {"generate": {"batch_size": 2}})
+    run = open_run(tmp_path / "r", "smoke", {"generate": {"batch_size": 2}}, reconfigure=True)
     assert run.config.generate.batch_size == 2
     assert run.provenance()["config_changes"][-1]["keys"] == ["generate.batch_size"]
 

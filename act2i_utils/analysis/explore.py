@@ -9,29 +9,27 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .stats import KEY
+from ..schema import KEY
 
 
 def image_table(run) -> pd.DataFrame:
     """One row per image: prompt text, labels, every metric, human acceptance and failure tags."""
-    from ..generate.manifest import read_manifest
-    from .stage import human_answers
+    from ..annotate import answers as human_answers
+    from ..manifest import read_manifest
+    from ..schema import SCORES
+    from .stats import image_votes
 
     manifest = read_manifest(run.root)
-    bench = pd.read_parquet(run.path("benchmark.parquet"))
+    bench = pd.read_parquet(run.require(run.benchmark_path))
     table = manifest[KEY + ["prompt", "path"]].merge(
         bench[["id", "base_prompt", "action", "emotional_valence", "spatial_topology", "temporal_extent", "rarity_label"]],
         on="id", how="left")
-    scores_path = run.path("scores.parquet")
-    if scores_path.is_file():
-        wide = pd.read_parquet(scores_path).pivot_table(index=KEY, columns="metric", values="value").reset_index()
+    if run.scores_path.is_file():
+        wide = SCORES.read(run.scores_path).pivot_table(index=KEY, columns="metric", values="value").reset_index()
         table = table.merge(wide, on=KEY, how="left")
-    answers = human_answers(run.root)
+    answers = human_answers(run)
     if len(answers):
-        votes = answers.assign(id=answers["prompt_id"], vote=(answers["label"] == "accept").astype(float))
-        people = votes.groupby(KEY).agg(human_acceptance=("vote", "mean"), annotators=("vote", "size"),
-                                        tags=("tags", lambda ts: ",".join(sorted({t for x in ts for t in x.split(",") if t}))),
-                                        comments=("comment", lambda cs: " | ".join(c for c in cs if c))).reset_index()
+        people = image_votes(answers).rename(columns={"accept_share": "human_acceptance"})
         table = table.merge(people, on=KEY, how="left")
     return table
 

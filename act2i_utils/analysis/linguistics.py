@@ -19,9 +19,12 @@ def words(text: str) -> list[str]:
     return WORD.findall(text.lower())
 
 
-def length_table(prompts: pd.DataFrame, budget=None) -> pd.DataFrame:
-    """Per variant: prompts, mean words, mean tokens per text encoder, share over CLIP's 77,
-    type-token ratio (pooled) and mean per-prompt type-token ratio."""
+def length_table(prompts: pd.DataFrame) -> pd.DataFrame:
+    """Per variant: prompts, mean words, mean tokens per text encoder and the share over its budget
+    (from the enrich stage's token columns), type-token ratio (pooled) and mean per-prompt ratio."""
+    from ..schema import TOKENS_PREFIX, parse_token_column
+
+    encoders = [(c, *parse_token_column(c)) for c in prompts.columns if str(c).startswith(TOKENS_PREFIX)]
     rows = []
     for variant, part in prompts.groupby("variant", sort=False):
         tokens = [words(t) for t in part["text"]]
@@ -29,11 +32,10 @@ def length_table(prompts: pd.DataFrame, budget=None) -> pd.DataFrame:
         row = {"variant": variant, "prompts": len(part), "mean_words": np.mean([len(ws) for ws in tokens]),
                "type_token_ratio": len(set(pooled)) / len(pooled) if pooled else np.nan,
                "mean_prompt_ttr": np.mean([len(set(ws)) / len(ws) for ws in tokens if ws])}
-        if budget is not None and budget.encoders:
-            for encoder in budget.encoders:
-                counts = [encoder.count(t) for t in part["text"]]
-                row[f"tokens: {encoder.label}"] = np.mean(counts)
-                row[f"share over {encoder.limit}: {encoder.label}"] = float(np.mean([c > encoder.limit for c in counts]))
+        for column, label, limit in encoders:
+            counts = part[column].tolist()
+            row[f"tokens: {label}"] = np.mean(counts)
+            row[f"share over {limit}: {label}"] = float(np.mean([c > limit for c in counts]))
         rows.append(row)
     return pd.DataFrame(rows)
 

@@ -43,7 +43,7 @@ def _image(path) -> str:
 def render(run, results) -> str:
     parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>act2i report: {html.escape(run.name)}</title>",
              f"<style>{CSS}</style></head><body>", f"<h1>act2i report: {html.escape(run.name)}</h1>"]
-    if run.config.random_weights:
+    if run.random_weights:
         parts.append("<p class='warning'>Random-weight models (smoke profile): every number and figure below tests the "
                      "pipeline; none says anything about a real model.</p>")
     parts.append(f"<p class='source'>Acceptance source: {html.escape(results.acceptance.description)}.</p>")

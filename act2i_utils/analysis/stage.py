@@ -1,24 +1,24 @@
-"""The analyse stage: acceptance with intervals, gains, breakdowns, paired tests, a GEE model,
+"""The analyze stage: acceptance with intervals, gains, breakdowns, paired tests, a GEE model,
 metric validity, failure modes, prompt linguistics, the paper's figures and a one-page report.
 
-Writes `tables/*.csv`, `figures/*.png|pdf` and `report.html` into the run; copies the figures to
-the checkout's `figures/<run>/`.
+Reads the run's benchmark, prompts, manifest and scores, and the human answers through
+`annotate.answers` (the live study database). Writes `tables/*.csv`, `figures/*.png|pdf` and
+`report.html`, all inside the run directory (a run writes nowhere else).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import shutil
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-from ..config import REPO_ROOT
+from ..annotate import answers as human_answers
 from ..errors import InputError
 from ..fileio import atomic_path
-from ..runs import require
+from ..manifest import configured_images, read_manifest
+from ..schema import PROMPTS, SCORES
 from . import figures as fg
 from . import linguistics, stats
 
@@ -36,23 +36,12 @@ class Results:
     report: Path | None = None
 
 
-def human_answers(run_root: Path) -> pd.DataFrame:
-    """The study's answers: annotations.parquet when exported, else the live database, else empty."""
-    from ..annotate import storage
-
-    exported = run_root / "annotations.parquet"
-    if exported.is_file():
-        return pd.read_parquet(exported)
-    db = storage.db_path(run_root)
-    return storage.live_answers(db) if db.is_file() else pd.DataFrame()
-
-
 def load_acceptance(run) -> tuple[stats.Acceptance, pd.DataFrame, pd.DataFrame]:
     """(acceptance, human answers, scores) following `analyze.acceptance_source`."""
     cfg = run.config.analyze
-    answers = human_answers(run.root)
-    scores_path = run.path("scores.parquet")
-    scores = pd.read_parquet(scores_path) if scores_path.is_file() else pd.DataFrame(columns=["model", "variant", "id", "seed", "metric", "value"])
+    answers = human_answers(run)
+    scores_path = run.scores_path
+    scores = SCORES.read(scores_path) if scores_path.is_file() else SCORES.empty()
     if cfg.acceptance_source == "human" or (cfg.acceptance_source == "auto" and len(answers)):
         if answers.empty:
             raise InputError(f"{run.root} has no human annotations; run `act2i annotate` first or set analyze.acceptance_source: judge.")
@@ -68,25 +57,38 @@ def load_acceptance(run) -> tuple[stats.Acceptance, pd.DataFrame, pd.DataFrame]:
 def run(run, progress: bool = True) -> Results:
     """Analyse the run; see the module docstring for what it writes."""
     cfg = run.config.analyze
-    bench = pd.read_parquet(require(run.root, "benchmark.parquet"))
+    bench = pd.read_parquet(run.require(run.benchmark_path))
     with run.stage("analyze"):
         acc, answers, scores = load_acceptance(run)
+        notes: list[str] = []
+        acc = _configured_only(run, acc, notes)
         variants = list(dict.fromkeys(["base", *run.config.generate.variants, *acc.table["variant"]]))
         order = {v: i for i, v in enumerate(variants)}  # tables and figures follow the profile's variant order
         acc = dataclasses.replace(acc, table=acc.table.sort_values("variant", key=lambda s: s.map(order), kind="stable",
                                                                   ignore_index=True))
         rates, gains = stats.acceptance_rates(acc.table, variants, cfg.n_bootstrap, cfg.confidence, cfg.seed)
-        results = Results(acc, rates, gains)
+        results = Results(acc, rates, gains, notes=notes)
         source = acc.description
-        if run.config.random_weights:
+        if run.random_weights:
             results.notes.append("These numbers come from random-weight models (smoke profile): they test the pipeline, not a model.")
         _tables(results, run, bench, acc, answers, scores)
         _figures(results, run, bench, acc, source)
         _write(results, run, source)
         results.report = write_report(run, results)
-        if cfg.copy_figures:
-            copy_figures(run, REPO_ROOT / "figures" / run.name)
     return results
+
+
+def _configured_only(run, acc: stats.Acceptance, notes: list[str]) -> stats.Acceptance:
+    """Acceptance of exactly the images the current config names; a note says how many were set aside."""
+    images, _ = configured_images(run)
+    if images.empty:
+        return acc
+    keep = acc.table.merge(images[["model", "variant", "id", "seed"]], how="inner")
+    dropped = len(acc.table) - len(keep)
+    if not dropped:
+        return acc
+    notes.append(f"{dropped} judged images are not named by the run's current config and are left out.")
+    return dataclasses.replace(acc, table=keep)
 
 
 def _tables(results: Results, run, bench, acc, answers, scores) -> None:
@@ -115,16 +117,10 @@ def _tables(results: Results, run, bench, acc, answers, scores) -> None:
         order = {v: i for i, v in enumerate(dict.fromkeys(acc.table["variant"]))}
         t["failure_modes"] = t["failure_modes"].sort_values("variant", key=lambda s: s.map(order), kind="stable", ignore_index=True)
         t["failure_shift"] = stats.failure_shift(t["failure_modes"])
-    prompts_path = run.path("prompts.parquet")
-    if prompts_path.is_file():
-        prompts = pd.read_parquet(prompts_path)
+    if run.prompts_path.is_file():
+        prompts = PROMPTS.read(run.prompts_path)
         prompts = prompts[prompts["sample"] == 0]
-        from ..enrich.budget import budget_for_models
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            budget = budget_for_models(run.config.generate.models)
-        t["prompt_lengths"] = linguistics.length_table(prompts, budget)
+        t["prompt_lengths"] = linguistics.length_table(prompts)
         t["pos_profile"], note = linguistics.pos_profile(prompts)
         results.notes.append(note)
         results.tables["_added_words"] = prompts  # kept for the word clouds, not written
@@ -132,7 +128,7 @@ def _tables(results: Results, run, bench, acc, answers, scores) -> None:
 
 def _figures(results: Results, run, bench, acc, source: str) -> None:
     t, out = results.tables, run.figures
-    stamp = run.config.random_weights
+    stamp = run.random_weights
 
     def save(name: str, fig) -> None:
         results.figures[name] = fg.save_figure(fig, out / name, random_weights=stamp)[0]
@@ -164,20 +160,19 @@ def _figures(results: Results, run, bench, acc, source: str) -> None:
 
 
 def _qualitative(results: Results, run, save) -> None:
-    from ..generate.manifest import read_manifest
-    from ..generate.registry import resolve_spec
-
+    """One grid per model: four prompts as rows, the variants in the profile's order as columns."""
     manifest = read_manifest(run.root)
     if manifest.empty:
         return
     for entry in run.config.generate.models:
-        label = resolve_spec(entry).label
+        label = entry.label
         part = manifest[manifest["model"] == label]
         if part.empty:
             continue
         ids = list(dict.fromkeys(part["id"]))[:4]
         seed = sorted(part["seed"].unique())[0]
-        fig = fg.qualitative_grid(manifest, run.root, model=label, seed=seed, ids=ids, variants=list(dict.fromkeys(part["variant"])))
+        variants = [v for v in run.config.generate.variants if v in set(part["variant"])]
+        fig = fg.qualitative_grid(manifest, run.root, model=label, seed=seed, ids=ids, variants=variants)
         save(f"qualitative_{label.replace('/', '_')}", fig)
 
 
@@ -188,20 +183,10 @@ def _write(results: Results, run, source: str) -> None:
             table.assign(source=source).to_csv(tmp, index=False)
 
 
-def copy_figures(run, target: Path) -> None:
-    """Copy the run's figures (PNG and PDF) to `target`, replacing what was there."""
-    if target.exists():
-        shutil.rmtree(target)
-    target.mkdir(parents=True)
-    for path in sorted(run.figures.glob("*")):
-        if path.suffix in (".png", ".pdf"):
-            shutil.copy2(path, target / path.name)
-
-
 def write_report(run, results: Results) -> Path:
     from .report import render
 
-    path = run.path("report.html")
+    path = run.report_path
     with atomic_path(path) as tmp:
         tmp.write_text(render(run, results), encoding="utf-8")
     return path

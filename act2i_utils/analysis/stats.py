@@ -13,7 +13,7 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 
-KEY = ["model", "variant", "id", "seed"]
+from ..schema import ACCEPTANCE, KEY
 
 
 # --- where acceptance comes from ------------------------------------------------------------
@@ -28,12 +28,24 @@ class Acceptance:
     description: str  # shown on every table and figure
 
 
+def image_votes(answers: pd.DataFrame) -> pd.DataFrame:
+    """The people's answers per image (the one place votes are counted): share of accept votes,
+    number of votes, the failure tags anyone gave (comma-joined, sorted) and the comments."""
+    votes = answers.assign(vote=(answers["label"] == "accept").astype(float),
+                           tags=answers.get("tags", ""), comment=answers.get("comment", ""))
+    return votes.groupby(KEY, sort=False).agg(
+        accept_share=("vote", "mean"), annotators=("vote", "size"),
+        tags=("tags", lambda ts: ",".join(sorted({t for x in ts for t in str(x).split(",") if t}))),
+        comments=("comment", lambda cs: " | ".join(c for c in cs if c)),
+    ).reset_index()
+
+
 def from_annotations(answers: pd.DataFrame) -> Acceptance:
     """Majority vote of the annotators per image (a tie counts as a rejection)."""
-    votes = answers.assign(vote=(answers["label"] == "accept").astype(float), id=answers["prompt_id"])
-    table = votes.groupby(KEY, sort=False).agg(accept_share=("vote", "mean"), annotators=("vote", "size")).reset_index()
+    table = image_votes(answers)[KEY + ["accept_share", "annotators"]]
     table["accepted"] = (table["accept_share"] > 0.5).astype(int)
     n = answers["annotator"].nunique()
+    table = ACCEPTANCE.validate(table[KEY + ["accepted", "accept_share", "annotators"]], "human answers")
     return Acceptance(table, "human", f"human acceptance: majority of {n} annotator(s), {len(table)} images")
 
 
@@ -42,7 +54,7 @@ def from_judge(scores: pd.DataFrame, metric: str, threshold: float, quantile: fl
     part = scores[scores["metric"] == metric]
     if part.empty:
         known = ", ".join(sorted(scores["metric"].unique())) or "none"
-        raise ValueError(f"scores.parquet has no metric '{metric}' (it has {known}); set analyze.judge_metric to one of them")
+        raise ValueError(f"the scores have no metric '{metric}' (they have {known}); set analyze.judge_metric to one of them")
     if quantile is not None:
         threshold = float(part["value"].quantile(quantile))
         rule = f"{metric} >= {threshold:.4g} (its {quantile:.0%} quantile)"
@@ -50,7 +62,8 @@ def from_judge(scores: pd.DataFrame, metric: str, threshold: float, quantile: fl
         rule = f"{metric} >= {threshold:g}"
     table = part[KEY].copy()
     table["accepted"] = (part["value"].to_numpy() >= threshold).astype(int)
-    return Acceptance(table.reset_index(drop=True), "judge", f"automatic acceptance: {rule}, {len(table)} images")
+    table = ACCEPTANCE.validate(table.reset_index(drop=True), f"judge {metric}")
+    return Acceptance(table, "judge", f"automatic acceptance: {rule}, {len(table)} images")
 
 
 # --- bootstrap over prompts, then seeds within prompts ----------------------------------------
@@ -278,10 +291,9 @@ FAILURE_MODES = ("missing agent", "agents fused", "role reversal", "wrong action
 
 def failures_from_tags(answers: pd.DataFrame) -> pd.DataFrame:
     """Share of images per model and variant where annotators tagged each failure mode (any annotator)."""
-    tagged = answers.assign(id=answers["prompt_id"])
     rows = []
-    for (model, variant), part in tagged.groupby(["model", "variant"], sort=False):
-        per_image = part.groupby(["id", "seed"])["tags"].apply(lambda ts: set(",".join(ts).split(",")))
+    for (model, variant), part in image_votes(answers).groupby(["model", "variant"], sort=False):
+        per_image = part["tags"].str.split(",").apply(set)
         for mode in FAILURE_MODES:
             rows.append({"model": model, "variant": variant, "mode": mode,
                          "share": float(np.mean([mode in tags for tags in per_image])), "images": len(per_image)})

@@ -1,29 +1,39 @@
 """The annotation web app (Starlette): one image at a time, Accept or Reject, blind.
 
 Blind: pages, URLs and image responses never name the model or the variant; images are served
-by opaque ids, re-encoded without their PNG metadata. Safe: only token holders see images or
-post answers; every state-changing request carries the token in a header and must come from
-the same origin; an annotator can only see and answer their own assigned images.
+by opaque ids, re-encoded without their PNG metadata at one size. Safe: only token holders see
+images or post answers; the login token lives only in an HttpOnly cookie, and every
+state-changing request must come from the same origin and carry the page's CSRF token in a
+header; an annotator can only see and answer their own assigned images. Request bodies are
+small JSON objects, refused beyond MAX_BODY before they are read in full.
+
+Database work runs in worker threads, never on the event loop, and reads never take the write
+lock, so one request waiting to write does not freeze the other pages.
 """
 
 from __future__ import annotations
 
-import functools
-import io
+import hmac
 import json
 from pathlib import Path
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from ..runs import RunPaths
 from . import storage
+from .blind import blind_png
 
 STATIC = Path(__file__).parent / "static"
 COOKIE = "act2i_token"
+CSRF_HEADER = "x-act2i-csrf"
+MAX_BODY = 64 * 1024  # bytes; an answer is well under 20 KiB
 MAX_COMMENT = 2000
+MAX_ID = 64
 MAX_SECONDS = 24 * 3600
 
 
@@ -34,11 +44,12 @@ class Denied(Exception):
 
 def create_app(run_root: str | Path) -> Starlette:
     """The app for a run whose study database is already set up (see `prepare_study`)."""
-    root = Path(run_root).resolve()
-    db = storage.db_path(root)
+    paths = RunPaths(run_root)
+    root, db = paths.root, paths.annotations_db_path
 
+    # Endpoints defined with `def` run in Starlette's thread pool; `answer` hands its database work there.
     def annotator(request: Request, write: bool = False) -> str:
-        token = request.headers.get("x-act2i-token") if write else (request.headers.get("x-act2i-token") or request.cookies.get(COOKIE))
+        token = request.cookies.get(COOKIE)
         if not token:
             raise Denied(401, "Sign in with your personal link first.")
         name = storage.annotator_for(db, token)
@@ -46,12 +57,14 @@ def create_app(run_root: str | Path) -> Starlette:
             raise Denied(403, "This link or token is not valid.")
         if write:
             _same_origin(request)
+            if not hmac.compare_digest(request.headers.get(CSRF_HEADER, ""), storage.csrf_token(db, token)):
+                raise Denied(403, "This request lacks the page's security token; reload the page.")
         return name
 
     async def landing(request: Request):
         return HTMLResponse("<!doctype html><title>act2i</title><p>act2i annotation server: open the personal link you were given.</p>")
 
-    async def login(request: Request):
+    def login(request: Request):
         token = request.query_params.get("token", "")
         if storage.annotator_for(db, token) is None:
             return HTMLResponse("<!doctype html><title>act2i</title><p>This link is not valid.</p>", status_code=403)
@@ -59,11 +72,11 @@ def create_app(run_root: str | Path) -> Starlette:
         response.set_cookie(COOKIE, token, httponly=True, samesite="strict", path="/")
         return response
 
-    async def page(request: Request):
+    def page(request: Request):
         token = request.cookies.get(COOKIE)
         if storage.annotator_for(db, token) is None:
             return HTMLResponse("<!doctype html><title>act2i</title><p>Sign in with your personal link first.</p>", status_code=401)
-        html = (STATIC / "index.html").read_text(encoding="utf-8").replace("{{TOKEN}}", token)
+        html = (STATIC / "index.html").read_text(encoding="utf-8").replace("{{CSRF}}", storage.csrf_token(db, token))
         html = html.replace("{{TAGS}}", json.dumps(list(storage.TAGS)))
         return HTMLResponse(html, headers={"Cache-Control": "no-store"})
 
@@ -76,13 +89,13 @@ def create_app(run_root: str | Path) -> Starlette:
 
     def api_next(request: Request):
         name = annotator(request)
-        with storage.connect(db) as conn:
+        with storage.connect(db, write=False) as conn:
             return JSONResponse(next_payload(conn, name))
 
     def image(request: Request):
         name = annotator(request)
-        image_id = request.path_params["image_id"]
-        with storage.connect(db) as conn:
+        image_id = _text(request.path_params["image_id"], "image id", MAX_ID)
+        with storage.connect(db, write=False) as conn:
             row = conn.execute("SELECT i.path FROM images i JOIN assignments a USING (image_id) "
                                "WHERE a.annotator = ? AND i.image_id = ?", (name, image_id)).fetchone()
         if row is None:
@@ -92,32 +105,36 @@ def create_app(run_root: str | Path) -> Starlette:
             raise Denied(404, "No such image for you.")
         return Response(blind_png(path), media_type="image/png", headers={"Cache-Control": "private, no-store"})
 
-    async def answer(request: Request):
-        name = annotator(request, write=True)
-        body = await _json(request)
+    def store_answer(name: str, body: dict) -> JSONResponse:
         image_id, label = body.get("image_id"), body.get("label")
         tags, comment, seconds = body.get("tags", []), body.get("comment", ""), body.get("seconds")
+        image_id = _text(image_id, "image_id", MAX_ID)
         if label not in storage.LABELS:
             raise Denied(400, "label must be 'accept' or 'reject'.")
         if not isinstance(tags, list) or any(t not in storage.TAGS for t in tags):
             raise Denied(400, "tags must be a list drawn from: " + ", ".join(storage.TAGS))
-        if not isinstance(comment, str) or len(comment) > MAX_COMMENT:
-            raise Denied(400, f"comment must be text of at most {MAX_COMMENT} characters.")
+        comment = _text(comment, "comment", MAX_COMMENT)
         if seconds is not None and (not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or not 0 <= seconds <= MAX_SECONDS):
             raise Denied(400, "seconds must be a number between 0 and 86400.")
         with storage.connect(db) as conn:
             if conn.execute("SELECT 1 FROM assignments WHERE annotator = ? AND image_id = ?", (name, image_id)).fetchone() is None:
-                raise Denied(404, "No such image for you.")
+                raise Denied(404, "This image is no longer assigned to you; it may have moved to another annotator.")
             try:
                 conn.execute("INSERT INTO answers (annotator, image_id, label, tags, comment, seconds) VALUES (?, ?, ?, ?, ?, ?)",
                              (name, image_id, label, ",".join(t for t in storage.TAGS if t in tags), comment.strip(), seconds))
             except Exception as err:  # noqa: BLE001 - the unique index refuses a second live answer
                 if "UNIQUE" in str(err):
-                    raise Denied(409, "This image is already answered; undo it first to change the answer.") from None
+                    raise Denied(409, "This image was already answered, perhaps in another tab; "
+                                      "undo it first to change the answer.") from None
                 raise
             return JSONResponse(next_payload(conn, name))
 
-    async def undo(request: Request):
+    async def answer(request: Request):
+        name = await run_in_threadpool(annotator, request, True)  # strangers are refused before their body is read
+        body = await _json(request)
+        return await run_in_threadpool(store_answer, name, body)
+
+    def undo(request: Request):
         name = annotator(request, write=True)
         with storage.connect(db) as conn:
             last = conn.execute("SELECT answer_id FROM answers WHERE annotator = ? AND undone = 0 AND source = 'web' "
@@ -149,28 +166,32 @@ def _same_origin(request: Request) -> None:
         raise Denied(403, "Cross-origin request refused.")
 
 
-async def _json(request: Request) -> dict:
+def _text(value, what: str, limit: int) -> str:
+    """`value` if it is text SQLite can store (no lone surrogates) of at most `limit` characters."""
+    if not isinstance(value, str) or len(value) > limit:
+        raise Denied(400, f"{what} must be text of at most {limit} characters.")
     try:
-        body = await request.json()
-    except (ValueError, UnicodeDecodeError):
-        raise Denied(400, "The request body must be JSON.") from None
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise Denied(400, f"{what} is not valid Unicode text (it holds half of a surrogate pair).") from None
+    return value
+
+
+async def _json(request: Request) -> dict:
+    """The body as a JSON object, refused (413) past MAX_BODY bytes whether announced or streamed."""
+    too_large = Denied(413, f"The request body is too large (over {MAX_BODY // 1024} KiB).")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY:
+        raise too_large
+    raw = bytearray()
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > MAX_BODY:
+            raise too_large
+    try:
+        body = json.loads(raw)
+    except (ValueError, RecursionError):  # ValueError covers bad JSON and bytes that are not UTF-8
+        raise Denied(400, "The request body must be JSON (UTF-8, not nested too deeply).") from None
     if not isinstance(body, dict):
         raise Denied(400, "The request body must be a JSON object.")
     return body
-
-
-def blind_png(path: Path) -> bytes:
-    """The image re-encoded as a bare PNG: act2i's metadata chunk names the model and variant."""
-    stat = path.stat()
-    return _blind_png(str(path), stat.st_mtime_ns, stat.st_size)  # a remade image is not served from the cache
-
-
-@functools.lru_cache(maxsize=256)
-def _blind_png(path: str, mtime_ns: int, size: int) -> bytes:
-    from PIL import Image
-
-    with Image.open(path) as img:
-        clean = img.convert("RGB")
-    buffer = io.BytesIO()
-    clean.save(buffer, format="PNG")
-    return buffer.getvalue()

@@ -2,12 +2,14 @@
 
 Every answer is committed before the next image is sent, so a crash or restart loses nothing.
 An image's current label for an annotator is their latest answer not undone; a partial unique
-index makes a second live answer for the same image impossible.
+index makes a second live answer for the same image impossible. Reads use read-only
+transactions, which WAL lets run while another connection writes.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import random
 import secrets
 import sqlite3
@@ -16,6 +18,8 @@ from pathlib import Path
 from typing import Iterator
 
 import pandas as pd
+
+from ..errors import InputError
 
 TAGS = ("missing agent", "agents fused", "role reversal", "wrong action", "wrong context", "incomplete action",
         "bad quality")
@@ -41,21 +45,21 @@ CREATE UNIQUE INDEX IF NOT EXISTS one_live_answer ON answers (annotator, image_i
 """
 
 
-def db_path(run_root: Path) -> Path:
-    return Path(run_root) / "annotations.sqlite"
-
-
 @contextmanager
-def connect(path: Path) -> Iterator[sqlite3.Connection]:
-    """A connection in WAL mode that commits on success and rolls back on error."""
+def connect(path: Path, write: bool = True) -> Iterator[sqlite3.Connection]:
+    """A connection that commits on success and rolls back on error. A write connection takes the
+    write lock at once; a read-only one (`write=False`) never waits for a writer."""
     conn = sqlite3.connect(path, timeout=30, isolation_level=None)
     try:
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")  # an answer on disk before the next image is shown
         conn.execute("PRAGMA busy_timeout=30000")
-        conn.execute("PRAGMA foreign_keys=ON")
         conn.row_factory = sqlite3.Row
-        conn.execute("BEGIN IMMEDIATE")
+        if write:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")  # an answer on disk before the next image is shown
+            conn.execute("PRAGMA foreign_keys=ON")
+        else:
+            conn.execute("PRAGMA query_only=ON")
+        conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
         try:
             yield conn
             conn.execute("COMMIT")
@@ -71,9 +75,18 @@ def init_db(path: Path) -> None:
     try:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.executescript(SCHEMA)
+        conn.execute("INSERT OR IGNORE INTO meta VALUES ('csrf_secret', ?)", (secrets.token_hex(32),))
         conn.commit()
     finally:
         conn.close()
+
+
+def csrf_token(path: Path, token: str) -> str:
+    """The value a page must send back with every change: derived from the login token and the
+    study's secret, so the page never needs the login token itself."""
+    with connect(path, write=False) as conn:
+        secret = conn.execute("SELECT value FROM meta WHERE key = 'csrf_secret'").fetchone()["value"]
+    return hmac.new(secret.encode(), token.encode(), hashlib.sha256).hexdigest()
 
 
 def hash_token(token: str) -> str:
@@ -96,10 +109,17 @@ def sync_images(path: Path, manifest: pd.DataFrame, bench: pd.DataFrame) -> int:
     return added
 
 
-def add_annotator(path: Path, name: str) -> str:
-    """Register `name` and return their secret token (only its hash is stored)."""
+def add_annotator(path: Path, name: str, rotate: bool = False) -> str:
+    """Register `name` and return their secret token (only its hash is stored). An existing name is
+    refused unless `rotate`, which gives them a new token and revokes the old one."""
     token = secrets.token_urlsafe(24)
     with connect(path) as conn:
+        exists = conn.execute("SELECT 1 FROM annotators WHERE name = ?", (name,)).fetchone() is not None
+        if exists and not rotate:
+            raise InputError(f"{name} already has a link; pass rotate=True (--rotate) to give them a new one "
+                             "and revoke the old, or choose another name.")
+        if rotate and not exists:
+            raise InputError(f"There is no annotator named '{name}' whose link could be rotated; add them without --rotate.")
         conn.execute("INSERT INTO annotators (name, token_hash) VALUES (?, ?) "
                      "ON CONFLICT(name) DO UPDATE SET token_hash = excluded.token_hash", (name, hash_token(token)))
     return token
@@ -108,7 +128,7 @@ def add_annotator(path: Path, name: str) -> str:
 def annotator_for(path: Path, token: str | None) -> str | None:
     if not token:
         return None
-    with connect(path) as conn:
+    with connect(path, write=False) as conn:
         row = conn.execute("SELECT name FROM annotators WHERE token_hash = ?", (hash_token(token),)).fetchone()
     return row["name"] if row else None
 
@@ -116,8 +136,12 @@ def annotator_for(path: Path, token: str | None) -> str | None:
 def assign(path: Path, overlap: int, seed: int = 0) -> int:
     """Give every image `overlap` annotators (fewer if there are fewer), always the least loaded,
     then even out the loads by moving unanswered assignments to annotators who joined later.
-    Each annotator sees their images in their own seeded random order. Returns the changes made."""
+    Each annotator sees their images in their own seeded random order. Returns the changes made.
+
+    A higher overlap than before is applied; a lower one is refused: it would take images away
+    from people in the middle of their work, and the agreement statistics would mix overlaps."""
     with connect(path) as conn:
+        _set_overlap(conn, overlap)
         people = [r["name"] for r in conn.execute("SELECT name FROM annotators WHERE token_hash IS NOT NULL ORDER BY name")]
         if not people:
             return 0
@@ -142,6 +166,16 @@ def assign(path: Path, overlap: int, seed: int = 0) -> int:
                 changes += 1
         changes += _rebalance(conn, people, images, holders, answered, load, seed)
     return changes
+
+
+def _set_overlap(conn: sqlite3.Connection, overlap: int) -> None:
+    row = conn.execute("SELECT value FROM meta WHERE key = 'overlap'").fetchone()
+    current = int(row["value"]) if row else conn.execute(  # studies from before the overlap was recorded
+        "SELECT COALESCE(MAX(n), 0) FROM (SELECT COUNT(*) AS n FROM assignments GROUP BY image_id)").fetchone()[0]
+    if overlap < current:
+        raise InputError(f"This study already gives each image {current} annotators; lowering that to {overlap} would "
+                         f"take images away from people mid-study, so it is refused: use --overlap {current}.")
+    conn.execute("INSERT OR REPLACE INTO meta VALUES ('overlap', ?)", (str(overlap),))
 
 
 def _rebalance(conn, people, images, holders, answered, load, seed) -> int:
@@ -189,11 +223,11 @@ def progress(conn: sqlite3.Connection, annotator: str) -> tuple[int, int]:
 
 
 def live_answers(path: Path) -> pd.DataFrame:
-    """Every current answer joined with what it was about (for export and agreement)."""
+    """Every current answer joined with what it was about, in answer order (see `annotate.answers`)."""
     conn = sqlite3.connect(path)
-    try:
+    try:  # the images table keeps its prompt_id column, so existing studies open as they are
         return pd.read_sql_query(
-            """SELECT s.annotator, s.image_id, i.model, i.variant, i.prompt_id, i.seed, s.label, s.tags, s.comment,
+            """SELECT s.annotator, s.image_id, i.model, i.variant, i.prompt_id AS id, i.seed, s.label, s.tags, s.comment,
                       s.seconds, s.source, s.created
                FROM answers s JOIN images i USING (image_id) WHERE s.undone = 0 ORDER BY s.answer_id""", conn)
     finally:

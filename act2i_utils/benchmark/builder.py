@@ -12,7 +12,7 @@ from itertools import permutations
 
 import pandas as pd
 
-from ..schema import BENCHMARK_COLUMNS, validate_benchmark
+from ..schema import BENCHMARK_COLUMNS, BENCHMARK_EXTRA, validate_benchmark
 from .rarity import RARITY_LEVELS, rarity
 from .taxonomy import Action, Agent, Taxonomy, load_taxonomy
 
@@ -29,7 +29,8 @@ def target_labels(n_actions: int, n_per_action: int) -> list[list[str]]:
 
 
 def build_benchmark(seed: int = 0, agents: str = "animals", n_per_action: int = 5) -> pd.DataFrame:
-    """The benchmark table in the published schema (enriched prompt columns empty).
+    """The benchmark table in the published schema (enriched prompt columns empty), plus each
+    action's key and template.
 
     Args:
         seed: the same seed gives the same table.
@@ -59,7 +60,7 @@ def _build(tax: Taxonomy, seed: int, n_per_action: int) -> pd.DataFrame:
             use[a.name] += 1
             use[b.name] += 1
             rows.append(_row(a, action, b))
-    frame = pd.DataFrame(rows, columns=BENCHMARK_COLUMNS)
+    frame = pd.DataFrame(rows, columns=BENCHMARK_COLUMNS + BENCHMARK_EXTRA)
     return validate_benchmark(frame, f"benchmark built from '{tax.name}'")
 
 
@@ -97,4 +98,6 @@ def _row(a: Agent, action: Action, b: Agent) -> dict:
         "emotional_prompt": None,
         "spatial_prompt": None,
         "temporal_prompt": None,
+        "action_key": action.key,
+        "action_template": action.template,
     }

@@ -7,6 +7,7 @@ import pandas as pd
 from ..fileio import write_parquet
 from ..schema import LABELS, read_benchmark
 from .builder import build_benchmark
+from .taxonomy import DATA, load_taxonomy
 
 
 def run(run) -> pd.DataFrame:
@@ -20,11 +21,31 @@ def run(run) -> pd.DataFrame:
     cfg = run.config.benchmark
     with run.stage("benchmark"):
         if cfg.source:
-            table = read_benchmark(cfg.source)
+            table = with_templates(read_benchmark(cfg.source), cfg.agents)
         else:
             table = build_benchmark(seed=cfg.seed, agents=cfg.agents, n_per_action=cfg.n_per_action)
-        write_parquet(run.path("benchmark.parquet"), table)
+        write_parquet(run.benchmark_path, table)
     return table
+
+
+def with_templates(table: pd.DataFrame, agents: str = "animals") -> pd.DataFrame:
+    """An imported table with `action_key` and `action_template` filled where a shipped taxonomy
+    (the profile's agent set first) has the action's phrase; None where none has it."""
+    known: dict[str, tuple[str, str]] = {}
+    sets = [agents] + sorted(p.name for p in DATA.iterdir() if p.is_dir() and p.name != agents)
+    for name in sets:
+        try:
+            actions = load_taxonomy(name).actions
+        except Exception:  # noqa: BLE001 - a custom folder that does not load offers no templates
+            continue
+        for action in actions:
+            known.setdefault(action.phrase, (action.key, action.template))
+    out = table.copy()
+    found = [known.get(phrase) if phrase else None for phrase in out["action"]]
+    for column, i in (("action_key", 0), ("action_template", 1)):
+        given = out[column] if column in out else [None] * len(out)
+        out[column] = pd.Series([g if g is not None else (f[i] if f else None) for g, f in zip(given, found)], dtype=object)
+    return out
 
 
 def label_counts(table: pd.DataFrame) -> pd.DataFrame:

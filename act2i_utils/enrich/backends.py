@@ -31,6 +31,8 @@ class Request:
     animal1: str | None
     animal2: str | None
     action: str | None
+    action_key: str | None  # the taxonomy's key, when the benchmark carries it
+    labels: dict  # emotional_valence, spatial_topology, temporal_extent of the benchmark row
     dimension: str
     instruction: str
     sample: int

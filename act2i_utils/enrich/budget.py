@@ -48,8 +48,8 @@ def budget_for_models(models) -> TokenBudget:
     from transformers import AutoTokenizer
 
     from ..errors import ModelLoadError
-    from ..generate.registry import resolve_spec
     from ..models import load_model
+    from ..registry import resolve_spec
 
     encoders, seen = [], set()
     for entry in models:
@@ -70,3 +70,13 @@ def budget_for_models(models) -> TokenBudget:
             seen.add(key)
             encoders.append(Encoder(f"{spec.label}/{sub} ({kind})", tok, limit))
     return TokenBudget(encoders)
+
+
+def add_token_counts(prompts, budget: TokenBudget):
+    """The prompts table with one column of token counts per text encoder (`schema.token_column`)."""
+    from ..schema import token_column
+
+    out = prompts.copy()
+    for encoder in budget.encoders:
+        out[token_column(encoder.label, encoder.limit)] = [encoder.count(t) for t in out["text"]]
+    return out

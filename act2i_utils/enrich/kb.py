@@ -41,7 +41,11 @@ def kb_version() -> str:
 
 
 class KnowledgeBaseBackend:
-    """Rewrites from curated knowledge; `agents` names the taxonomy whose cues come first."""
+    """Rewrites from curated knowledge; `agents` names the agent set whose cues come first.
+
+    The action (its key and labels) comes with each request from the benchmark row; the agents'
+    body plans come from the taxonomy's agent attributes (class) and `data/bodies.yaml`.
+    """
 
     name = "kb"
 
@@ -50,15 +54,12 @@ class KnowledgeBaseBackend:
 
         self.model_ref = f"kb-{kb_version()}"
         self.sets = [agents] + [p.name for p in sorted(TAXONOMY_DATA.iterdir()) if p.is_dir() and p.name != agents]
-        self.actions: dict[tuple[str, str], object] = {}  # (set, phrase) -> Action
         self.agents: dict[str, object] = {}
         for name in self.sets:
             try:
                 tax = load_taxonomy(name)
             except Exception:  # noqa: BLE001 - a custom folder without cues still gets generic cues
                 continue
-            for action in tax.actions:
-                self.actions[(name, action.phrase)] = action
             for agent in tax.agents:
                 self.agents.setdefault(agent.name, agent)
 
@@ -77,31 +78,29 @@ class KnowledgeBaseBackend:
                 "use the transformers or openai backend for custom dimensions."
             )
         rng = random.Random(request.seed)
-        found = self._action(request.action)
-        agent_set, action = found if found else (None, None)
         slots = self._slots(request)
         cues, _ = _data()
-        curated = cues.get(agent_set, {}).get(action.key, {}) if action else {}
+        curated = self._curated(request.action_key)
         generic = cues["generic"]
         dims = ("spatial", "emotional", "temporal") if request.dimension == "combined" else (request.dimension,)
         clauses = []
         for dim in dims:
             options = curated.get(dim) if slots else None
+            label_value = request.labels.get(LABEL_FOR[dim])
             if options:
                 clauses.append(rng.choice(options).format(**slots))
-            elif action is not None:
-                label_value = getattr(action, LABEL_FOR[dim])
+            elif label_value in generic[LABEL_FOR[dim]]:
                 clauses.append(rng.choice(generic[LABEL_FOR[dim]][label_value]))
         clauses.append(rng.choice(generic["framing"][request.dimension]))
         return _sentence(request.base_prompt, clauses)
 
-    def _action(self, phrase: str | None):
-        if not phrase:
-            return None
+    def _curated(self, action_key: str | None) -> dict:
+        """The curated cues of an action, from the first agent set that has them."""
+        cues, _ = _data()
         for name in self.sets:
-            if (name, phrase) in self.actions:
-                return name, self.actions[(name, phrase)]
-        return None
+            if action_key and action_key in cues.get(name, {}):
+                return cues[name][action_key]
+        return {}
 
     def _slots(self, request: Request) -> dict | None:
         """Placeholder values for the cue templates, or None when the agents are unknown."""

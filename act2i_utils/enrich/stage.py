@@ -1,8 +1,9 @@
 """The enrich-prompts stage: every (prompt, dimension, sample) rewritten, checked and cached.
 
-Writes `prompts.parquet` (one row per id, variant and sample; variant `base` is the original
-prompt) and `benchmark_enriched.parquet` (the published schema with the spatial, emotional
-and temporal columns filled from sample 0).
+Writes `prompts.parquet` (schema.PROMPTS: one row per id, variant and sample; variant `base` is
+the original prompt; one token-count column per text encoder of the profile's T2I models) and
+`benchmark_enriched.parquet` (the published schema with the spatial, emotional and temporal
+columns filled from sample 0).
 """
 
 from __future__ import annotations
@@ -11,15 +12,16 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from ..fileio import write_parquet
-from ..schema import validate_benchmark
-from .backends import OpenAIBackend, Request, TransformersBackend, request_seed
 from ..cache import JsonlCache, cache_key
+from ..fileio import write_parquet
+from ..schema import PROMPTS, validate_benchmark
+from .backends import OpenAIBackend, Request, TransformersBackend, request_seed
+from .budget import add_token_counts
 from .checks import badness, check, clean
 from .dimensions import STANDARD, dimension_hash, instruction
 from .kb import KnowledgeBaseBackend
 
-PROMPT_COLUMNS = ["id", "variant", "sample", "text", "backend", "model", "dimension_hash", "flags", "attempts", "raw"]
+LABEL_COLUMNS = ("emotional_valence", "spatial_topology", "temporal_extent")
 
 
 def make_backend(cfg, *, device: str = "cpu", agents: str = "animals", run=None):
@@ -34,7 +36,7 @@ def make_backend(cfg, *, device: str = "cpu", agents: str = "animals", run=None)
 
 
 @dataclass
-class Job:
+class RewriteJob:
     """One rewrite to make: a prompt, a dimension and a sample, with its attempts so far."""
 
     row: dict
@@ -59,7 +61,7 @@ def enrich(table: pd.DataFrame, backend, *, dimensions: list[str], custom: dict 
 
     cache = cache if cache is not None else JsonlCache(None)
     rows = table.to_dict("records")
-    jobs = [Job(row, dim, s, instruction(dim, custom)) for dim in dimensions for row in rows for s in range(n_samples)]
+    jobs = [RewriteJob(row, dim, s, instruction(dim, custom)) for dim in dimensions for row in rows for s in range(n_samples)]
     settings = {**backend.settings(), "seed": seed}
     bar = tqdm(total=len(jobs), desc=f"enrich ({backend.name})", disable=not progress, unit="rewrite")
     pending = jobs
@@ -90,16 +92,17 @@ def enrich(table: pd.DataFrame, backend, *, dimensions: list[str], custom: dict 
     return _prompts_table(rows, jobs, backend, n_samples)
 
 
-def _request(job: Job, attempt: int, seed: int) -> Request:
+def _request(job: RewriteJob, attempt: int, seed: int) -> Request:
     row = job.row
     return Request(
         id=row["id"], base_prompt=row["base_prompt"], animal1=row.get("animal1"), animal2=row.get("animal2"),
-        action=row.get("action"), dimension=job.dimension, instruction=job.instruction, sample=job.sample,
+        action=row.get("action"), action_key=row.get("action_key"), labels={k: row.get(k) for k in LABEL_COLUMNS},
+        dimension=job.dimension, instruction=job.instruction, sample=job.sample,
         attempt=attempt, seed=request_seed(seed, row["id"], row["base_prompt"], job.dimension, job.sample, attempt),
     )
 
 
-def _prompts_table(rows: list[dict], jobs: list[Job], backend, n_samples: int) -> pd.DataFrame:
+def _prompts_table(rows: list[dict], jobs: list[RewriteJob], backend, n_samples: int) -> pd.DataFrame:
     records = [
         {"id": row["id"], "variant": "base", "sample": s, "text": row["base_prompt"], "backend": "", "model": "",
          "dimension_hash": "", "flags": "", "attempts": 0, "raw": ""}
@@ -112,7 +115,7 @@ def _prompts_table(rows: list[dict], jobs: list[Job], backend, n_samples: int) -
             "backend": backend.name, "model": backend.model_ref, "dimension_hash": dimension_hash(job.instruction),
             "flags": ",".join(flags), "attempts": len(job.attempts), "raw": raw,
         })
-    return pd.DataFrame(records, columns=PROMPT_COLUMNS)
+    return pd.DataFrame(records, columns=PROMPTS.columns)
 
 
 def fill_published(table: pd.DataFrame, prompts: pd.DataFrame) -> pd.DataFrame:
@@ -133,21 +136,21 @@ def run(run, progress: bool = True) -> pd.DataFrame:
         >>> run = open_run("runs/demo", "smoke"); benchmark.run(run)
         >>> prompts = enrich.run(run)
     """
-    from ..runs import require, resolve_device
+    from ..runs import resolve_device
     from .budget import budget_for_models
 
     cfg = run.config.enrich
-    table = pd.read_parquet(require(run.root, "benchmark.parquet"))
+    table = pd.read_parquet(run.require(run.benchmark_path))
     with run.stage("enrich"):
         backend = make_backend(cfg, device=resolve_device(run.config.device), agents=run.config.benchmark.agents, run=run)
         budget = budget_for_models(run.config.generate.models)
         prompts = enrich(
             table, backend, dimensions=cfg.dimensions, custom=cfg.custom_dimensions, n_samples=cfg.n_samples,
             seed=cfg.seed, max_retries=cfg.max_retries, batch_size=cfg.batch_size,
-            cache=JsonlCache(run.path("enrich_cache.jsonl")), budget=budget, progress=progress,
+            cache=JsonlCache(run.enrich_cache_path), budget=budget, progress=progress,
         )
-        write_parquet(run.path("prompts.parquet"), prompts)
-        write_parquet(run.path("benchmark_enriched.parquet"), fill_published(table, prompts))
+        prompts = PROMPTS.write(run.prompts_path, add_token_counts(prompts, budget))
+        write_parquet(run.enriched_benchmark_path, fill_published(table, prompts))
     return prompts
 
 
@@ -165,14 +168,20 @@ def side_by_side(prompts: pd.DataFrame, n: int = 5, sample: int = 0) -> pd.DataF
     return wide.loc[ids, order]
 
 
-def length_stats(prompts: pd.DataFrame, budget=None) -> pd.DataFrame:
-    """Words (and CLIP tokens, share over 77) per variant."""
-    frame = prompts[["variant", "text"]].copy()
+def length_stats(prompts: pd.DataFrame) -> pd.DataFrame:
+    """Words per variant and, from the stage's token columns, tokens under the first CLIP encoder
+    and the share of rewrites over any encoder's budget."""
+    from ..schema import TOKENS_PREFIX, parse_token_column
+
+    frame = prompts.copy()
     frame["words"] = frame["text"].str.split().str.len()
     aggregations = {"prompts": ("text", "size"), "mean_words": ("words", "mean"), "max_words": ("words", "max")}
-    if budget is not None and budget.encoders:
-        frame["clip_tokens"] = [budget.clip_tokens(t) for t in frame["text"]]
-        frame["over_budget"] = [budget.too_long(t) for t in frame["text"]]
+    columns = [c for c in frame.columns if c.startswith(TOKENS_PREFIX)]
+    if columns:
+        limits = {c: parse_token_column(c)[1] for c in columns}
+        clip = [c for c in columns if limits[c] == 77]
+        frame["clip_tokens"] = frame[clip[0]] if clip else float("nan")
+        frame["over_budget"] = pd.concat([frame[c] > limits[c] for c in columns], axis=1).any(axis=1)
         aggregations.update(mean_tokens=("clip_tokens", "mean"), max_tokens=("clip_tokens", "max"),
                             share_over_budget=("over_budget", "mean"))
     stats = frame.groupby("variant", sort=False).agg(**aggregations)

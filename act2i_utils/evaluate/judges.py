@@ -1,5 +1,6 @@
-"""The automatic judges. Each takes a batch of images with their benchmark rows and returns,
-per image, a dict of metric -> value (detection also returns boxes).
+"""The automatic judges, all behind one interface (`Judge`). Each takes a batch of images with their
+benchmark rows ("items": base_prompt, animal1, animal2, action) and returns, per image, a dict of
+metric -> value (detection also returns its boxes under the private key `_boxes`).
 
 | judge | metrics |
 |---|---|
@@ -16,6 +17,7 @@ import hashlib
 import re
 import warnings
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -23,6 +25,22 @@ from ..models import load_model
 from .questions import action_caption, vqa_questions, with_article
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
+
+
+@runtime_checkable
+class Judge(Protocol):
+    """What every judge offers: its name, the metrics it emits, the model it runs, the text that
+    keys an item's judgement in the cache, and a batched `score`."""
+
+    name: str
+    metrics: tuple[str, ...]
+    model_ref: str
+
+    def signature(self, item: dict) -> str:
+        """Everything about `item` that the judgement depends on (besides the image and the model)."""
+
+    def score(self, images: list, items: list[dict]) -> list[dict]:
+        """One dict of metric -> value per image."""
 
 
 def _features(output):
@@ -66,6 +84,7 @@ class ClipJudge:
 
 class ClipScore:
     name = "clipscore"
+    metrics = ("clipscore",)
 
     def __init__(self, clip: ClipJudge):
         self.clip, self.model_ref = clip, clip.model_ref
@@ -82,9 +101,13 @@ class ActionClassifier:
     """Zero-shot: which of the benchmark's actions does CLIP see, with this image's agents?"""
 
     name = "action_clip"
+    metrics = ("action_rank", "action_top1", "action_top5")
 
-    def __init__(self, clip: ClipJudge, actions: list[str]):
-        self.clip, self.model_ref, self.actions = clip, clip.model_ref, list(actions)
+    def __init__(self, clip: ClipJudge, actions: list[str] | dict[str, str | None]):
+        """`actions`: the candidate action phrases, or phrase -> template ("{a} carrying {b} on its back")."""
+        templates = actions if isinstance(actions, dict) else {a: None for a in actions}
+        self.clip, self.model_ref = clip, clip.model_ref
+        self.actions, self.templates = list(templates), dict(templates)
 
     def signature(self, item: dict) -> str:
         return "|".join([item["action"] or "", item["animal1"] or "", item["animal2"] or "", *self.actions])
@@ -96,7 +119,7 @@ class ActionClassifier:
             if not item["action"] or item["action"] not in self.actions:
                 out.append({})
                 continue
-            captions = [action_caption(a, item["animal1"], item["animal2"]) for a in self.actions]
+            captions = [action_caption(a, item["animal1"], item["animal2"], self.templates[a]) for a in self.actions]
             sims = self.clip.text_embeddings(captions) @ emb
             rank = int((sims > sims[self.actions.index(item["action"])]).sum().item()) + 1
             out.append({"action_rank": float(rank), "action_top1": float(rank == 1), "action_top5": float(rank <= 5)})
@@ -107,6 +130,7 @@ class VqaJudge:
     """P("Yes") from a vision-language model, as in VQAScore, for the whole prompt and its parts."""
 
     name = "vqa"
+    metrics = ("vqa", "vqa_agent1", "vqa_agent2", "vqa_action", "vqa_reversed")
 
     def __init__(self, model: str, device: str, run=None):
         import torch
@@ -158,6 +182,7 @@ class Detector:
     """OWLv2 open-vocabulary detection of both agents."""
 
     name = "detection"
+    metrics = ("det_agent1", "det_agent2", "det_both")
 
     def __init__(self, model: str, device: str, threshold: float, run=None):
         from transformers import AutoProcessor, Owlv2ForObjectDetection
@@ -199,6 +224,7 @@ class ReferenceSimilarity:
     """Cosine of DINOv2 features to the centroid of real frames of the same action."""
 
     name = "reference"
+    metrics = ("ref_similarity",)
 
     def __init__(self, model: str, device: str, folder: str | Path, actions: list[str], run=None):
         from transformers import AutoImageProcessor, AutoModel

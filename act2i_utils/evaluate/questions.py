@@ -3,8 +3,6 @@ zero-shot action-classification captions."""
 
 from __future__ import annotations
 
-import functools
-
 VQA_TEMPLATE = "Does this figure show '{text}'? Please answer yes or no."  # VQAScore's question (Lin et al. 2024)
 ANSWER_SUFFIX = " Please answer yes or no."
 
@@ -27,21 +25,9 @@ def vqa_questions(base_prompt: str, animal1: str | None, animal2: str | None, ac
     return questions
 
 
-@functools.lru_cache(maxsize=None)
-def _templates() -> dict[str, str]:
-    """Action phrase -> template, from the shipped taxonomies."""
-    from ..benchmark.taxonomy import DATA, load_taxonomy
-
-    table = {}
-    for folder in sorted(p for p in DATA.iterdir() if p.is_dir()):
-        for action in load_taxonomy(folder.name).actions:
-            table.setdefault(action.phrase, action.template)
-    return table
-
-
-def action_caption(action: str, animal1: str | None, animal2: str | None) -> str:
-    """A CLIP caption for `action` performed by this image's agents."""
+def action_caption(action: str, animal1: str | None, animal2: str | None, template: str | None = None) -> str:
+    """A CLIP caption for `action` performed by this image's agents, from the action's template
+    (the benchmark's `action_template`; without one, "{a} <action> {b}")."""
     a = with_article(animal1) if animal1 else "an animal"
     b = with_article(animal2) if animal2 else "another animal"
-    template = _templates().get(action, "{a} " + action + " {b}")
-    return "a photo of " + template.format(a=a, b=b)
+    return "a photo of " + (template or "{a} " + action + " {b}").format(a=a, b=b)

@@ -1,13 +1,14 @@
 """The evaluate stage: every judge of the profile over every image of the manifest.
 
-Writes `scores.parquet` (long: model, variant, id, seed, metric, value, judge) and
-`detections.parquet` (the OWLv2 boxes kept). Judgements are cached per (image hash, judge,
-model, question) in `scores_cache.jsonl`, so a rerun makes no model call and an interrupted
-run resumes with at most one batch lost.
+Writes `scores.parquet` (schema.SCORES, long: model, variant, id, seed, metric, value, judge) and
+`detections.parquet` (schema.DETECTIONS, the detector's boxes kept). Judgements are cached per
+(image hash, judge, model, question) in `scores_cache.jsonl`, so a rerun makes no model call and
+an interrupted run resumes with at most one batch lost. Judges are made by name from `JUDGES`.
 """
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import warnings
 from pathlib import Path
@@ -16,11 +17,9 @@ import pandas as pd
 
 from ..cache import JsonlCache, cache_key
 from ..errors import ConfigError, InputError
-from ..fileio import write_parquet
-from .judges import ActionClassifier, ClipJudge, ClipScore, Detector, ReferenceSimilarity, VqaJudge
-
-METRICS = ("clipscore", "vqa", "detection", "action_clip", "reference")
-SCORE_COLUMNS = ["model", "variant", "id", "seed", "metric", "value", "judge"]
+from ..manifest import configured_images
+from ..schema import DETECTIONS, KEY, SCORES
+from .judges import ActionClassifier, ClipJudge, ClipScore, Detector, Judge, ReferenceSimilarity, VqaJudge
 
 
 def image_items(run_root: Path, manifest: pd.DataFrame, bench: pd.DataFrame) -> list[dict]:
@@ -29,12 +28,12 @@ def image_items(run_root: Path, manifest: pd.DataFrame, bench: pd.DataFrame) -> 
     items = []
     for rec in manifest.to_dict("records"):
         if rec["id"] not in rows.index:
-            raise InputError(f"Image {rec['path']} is for prompt id '{rec['id']}', which benchmark.parquet does not have.")
+            raise InputError(f"Image {rec['path']} is for prompt id '{rec['id']}', which the run's benchmark does not have.")
         path = run_root / rec["path"]
         try:
             data = path.read_bytes()
         except FileNotFoundError:
-            raise InputError(f"{rec['path']} is listed in images/manifest.parquet but missing; rerun the generate stage to make it.") from None
+            raise InputError(f"{rec['path']} is listed in the image manifest but missing; rerun the generate stage to make it.") from None
         row = rows.loc[rec["id"]]
         items.append({
             "model": rec["model"], "variant": rec["variant"], "id": rec["id"], "seed": int(rec["seed"]), "path": path,
@@ -44,34 +43,81 @@ def image_items(run_root: Path, manifest: pd.DataFrame, bench: pd.DataFrame) -> 
     return items
 
 
-def make_judges(cfg, device: str, actions: list[str], metrics: list[str] | None = None, run=None) -> list:
-    """The judges named by `evaluate.metrics`, sharing one CLIP model between clipscore and action_clip."""
-    metrics = list(metrics or cfg.metrics)
-    unknown = [m for m in metrics if m not in METRICS]
+class _Makers:
+    """What the judge factories share: the profile's evaluate section, the device, the candidate
+    actions (phrase -> template) and one CLIP model for clipscore and action_clip."""
+
+    def __init__(self, cfg, device: str, actions: dict[str, str | None], run=None):
+        self.cfg, self.device, self.actions, self.run = cfg, device, actions, run
+        self._clip = None
+
+    def clip(self) -> ClipJudge:
+        if self._clip is None:
+            self._clip = ClipJudge(self.cfg.clip_model, self.device, run=self.run)
+        return self._clip
+
+
+def _reference(m: _Makers) -> Judge | None:
+    folder = m.cfg.reference_dir
+    if not folder:
+        warnings.warn("Reference similarity skipped: evaluate.reference_dir is not set; point it at a folder "
+                      "with one sub-folder of real frames per action (e.g. from Animal Kingdom).", stacklevel=3)
+        return None
+    if not Path(folder).is_dir():
+        warnings.warn(f"Reference similarity skipped: {folder} is not a folder.", stacklevel=3)
+        return None
+    return ReferenceSimilarity(m.cfg.reference_model, m.device, folder, list(m.actions), run=m.run)
+
+
+# metric group -> (the evaluate setting naming its model, factory)
+JUDGES = {
+    "clipscore": ("clip_model", lambda m: ClipScore(m.clip())),
+    "vqa": ("vqa_model", lambda m: VqaJudge(m.cfg.vqa_model, m.device, run=m.run)),
+    "detection": ("detector_model", lambda m: Detector(m.cfg.detector_model, m.device, m.cfg.detection_threshold, run=m.run)),
+    "action_clip": ("clip_model", lambda m: ActionClassifier(m.clip(), m.actions)),
+    "reference": ("reference_model", _reference),
+}
+METRICS = tuple(JUDGES)
+
+
+def list_metrics() -> list[str]:
+    """The judges a profile's `evaluate.metrics` (or `score(metric=...)`) can name."""
+    return list(JUDGES)
+
+
+def check_metrics(metrics: list[str], where: str = "evaluate.metrics") -> None:
+    unknown = [m for m in metrics if m not in JUDGES]
     if unknown:
-        raise ConfigError(f"Unknown metric(s) {', '.join(unknown)} in evaluate.metrics; known: {', '.join(METRICS)}.")
-    judges, clip = [], None
-    for metric in metrics:
-        if metric in ("clipscore", "action_clip") and clip is None:
-            clip = ClipJudge(cfg.clip_model, device, run=run)
-        if metric == "clipscore":
-            judges.append(ClipScore(clip))
-        elif metric == "action_clip":
-            judges.append(ActionClassifier(clip, actions))
-        elif metric == "vqa":
-            judges.append(VqaJudge(cfg.vqa_model, device, run=run))
-        elif metric == "detection":
-            judges.append(Detector(cfg.detector_model, device, cfg.detection_threshold, run=run))
-        elif metric == "reference":
-            if not cfg.reference_dir:
-                warnings.warn("Reference similarity skipped: evaluate.reference_dir is not set; point it at a folder "
-                              "with one sub-folder of real frames per action (e.g. from Animal Kingdom).", stacklevel=2)
-                continue
-            if not Path(cfg.reference_dir).is_dir():
-                warnings.warn(f"Reference similarity skipped: {cfg.reference_dir} is not a folder.", stacklevel=2)
-                continue
-            judges.append(ReferenceSimilarity(cfg.reference_model, device, cfg.reference_dir, actions, run=run))
+        close = difflib.get_close_matches(unknown[0], list(JUDGES), n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise ConfigError(f"Unknown metric(s) {', '.join(unknown)} in {where}{hint}; known: {', '.join(JUDGES)}.")
+
+
+def make_judges(cfg, device: str, actions: list[str] | dict[str, str | None], metrics: list[str] | None = None,
+                run=None) -> list[Judge]:
+    """The judges named by `metrics` (default `evaluate.metrics`), sharing one CLIP model.
+
+    `actions`: the benchmark's action phrases, or phrase -> template for the action classifier's captions.
+    """
+    metrics = list(metrics or cfg.metrics)
+    check_metrics(metrics)
+    makers = _Makers(cfg, device, actions if isinstance(actions, dict) else {a: None for a in actions}, run)
+    judges = []
+    for metric in metrics:  # a plain loop, so that _reference's stacklevel=3 names our caller
+        judge = JUDGES[metric][1](makers)
+        if judge is not None:
+            judges.append(judge)
     return judges
+
+
+def action_templates(bench: pd.DataFrame) -> dict[str, str | None]:
+    """The benchmark's action phrases, in order, with the template each row carries (None if not)."""
+    templates = bench["action_template"] if "action_template" in bench else [None] * len(bench)
+    out: dict[str, str | None] = {}
+    for action, template in zip(bench["action"], templates):
+        if action and (action not in out or out[action] is None):
+            out[action] = template
+    return out
 
 
 def judge_all(judge, items: list[dict], cache: JsonlCache, batch_size: int, progress: bool = True) -> list[dict]:
@@ -106,32 +152,31 @@ def run(run, progress: bool = True) -> pd.DataFrame:
         >>> scores = evaluate.run(open_run("runs/demo", "smoke"))
         >>> evaluate.summary(scores)
     """
-    from ..generate.manifest import read_manifest
-    from ..runs import require, resolve_device
+    from ..runs import resolve_device
 
     cfg = run.config.evaluate
-    manifest = read_manifest(run.root)
+    manifest, set_aside = configured_images(run)
+    if set_aside:
+        warnings.warn(f"{set_aside} images in the manifest are not named by the run's current config (other models, "
+                      "variants, seeds or prompt texts); they stay on disk and are not evaluated.", stacklevel=2)
     if manifest.empty:
-        raise InputError(f"{run.root / 'images' / 'manifest.parquet'} lists no images; run the generate stage (notebook 03) first.")
-    bench = pd.read_parquet(require(run.root, "benchmark.parquet"))
+        raise InputError(f"{run.manifest_path} lists no images; run the generate stage (notebook 03) first.")
+    bench = pd.read_parquet(run.require(run.benchmark_path))
     items = image_items(run.root, manifest, bench)
-    actions = [a for a in dict.fromkeys(bench["action"]) if a]
-    cache = JsonlCache(run.path("scores_cache.jsonl"))
+    cache = JsonlCache(run.scores_cache_path)
     rows, boxes = [], []
     with run.stage("evaluate"):
-        for judge in make_judges(cfg, resolve_device(run.config.device), actions, run=run):
+        for judge in make_judges(cfg, resolve_device(run.config.device), action_templates(bench), run=run):
             for item, values in zip(items, judge_all(judge, items, cache, cfg.batch_size, progress)):
-                key = {k: item[k] for k in ("model", "variant", "id", "seed")}
+                key = {k: item[k] for k in KEY}
                 for metric, value in values.items():
                     if metric == "_boxes":
                         boxes += [{**key, "agent": b["agent"], "score": b["score"], "x0": b["box"][0], "y0": b["box"][1],
                                    "x1": b["box"][2], "y1": b["box"][3]} for b in value]
                     else:
                         rows.append({**key, "metric": metric, "value": value, "judge": judge.model_ref})
-        scores = pd.DataFrame(rows, columns=SCORE_COLUMNS)
-        write_parquet(run.path("scores.parquet"), scores)
-        write_parquet(run.path("detections.parquet"),
-                      pd.DataFrame(boxes, columns=["model", "variant", "id", "seed", "agent", "score", "x0", "y0", "x1", "y1"]))
+        scores = SCORES.write(run.scores_path, pd.DataFrame(rows, columns=SCORES.columns))
+        DETECTIONS.write(run.detections_path, pd.DataFrame(boxes, columns=DETECTIONS.columns))
     return scores
 
 

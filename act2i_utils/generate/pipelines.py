@@ -7,7 +7,7 @@ import inspect
 import warnings
 
 from ..errors import Act2iError
-from .registry import ModelSpec
+from ..registry import ModelSpec
 
 
 def torch_dtype(name: str):
@@ -19,13 +19,18 @@ def torch_dtype(name: str):
         raise Act2iError(f"Unknown dtype '{name}'; use float32, float16 or bfloat16.") from None
 
 
+def dtype_used(spec: ModelSpec, device: str) -> str:
+    """The dtype the model really runs in: half precision on a CPU runs as float32 (no fast kernels)."""
+    return spec.dtype if device != "cpu" or spec.dtype == "float32" else "float32"
+
+
 def load_pipeline(spec: ModelSpec, *, device: str, options, run=None):
     """Load `spec` through AutoPipelineForText2Image and the shared loader, ready to call."""
     from diffusers import AutoPipelineForText2Image
 
     from ..models import load_model
 
-    dtype = spec.dtype if device != "cpu" or spec.dtype == "float32" else "float32"  # CPUs lack fast half kernels
+    dtype = dtype_used(spec, device)
     if dtype != spec.dtype:
         warnings.warn(f"{spec.label}: {spec.dtype} on the CPU is slow and partly unsupported; using float32.", stacklevel=2)
     pipe = load_model(spec.id, AutoPipelineForText2Image.from_pretrained, what="text-to-image pipeline",

@@ -8,6 +8,7 @@ exactly the batches a single process would, and no image twice.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import json
 import time
@@ -18,16 +19,18 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import Act2iError, InputError
-from ..runs import now, package_versions, require
-from .manifest import (
-    KEY, append_rows, image_relpath, is_valid_png, merge_manifest, prompt_hash, read_manifest, save_png,
-)
-from .pipelines import call_kwargs, generate_images, is_out_of_memory, load_pipeline
-from .registry import ModelSpec, resolve_spec
+from ..fileio import unwritable
+from ..manifest import append_rows, is_valid_png, merge_manifest, prompt_hash, read_manifest, save_png
+from ..registry import ModelSpec, resolve_spec
+from ..runs import RunPaths, now, package_versions
+from ..schema import KEY, PROMPTS
+from .pipelines import call_kwargs, dtype_used, generate_images, is_out_of_memory, load_pipeline
 
 
 @dataclass(frozen=True)
-class Job:
+class ImageJob:
+    """One image to make: its key and the prompt text it is made from."""
+
     model: str
     variant: str
     id: str
@@ -40,30 +43,31 @@ class Job:
 
     @property
     def relpath(self) -> str:
-        return image_relpath(self.model, self.variant, self.id, self.seed)
+        return RunPaths.image_relpath(self.model, self.variant, self.id, self.seed)
 
 
 def read_prompts(run_root: Path) -> pd.DataFrame:
-    return pd.read_parquet(require(run_root, "prompts.parquet"))
+    paths = RunPaths(run_root)
+    return PROMPTS.read(paths.require(paths.prompts_path))
 
 
-def plan_jobs(prompts: pd.DataFrame, specs: list[ModelSpec], variants: list[str], seeds: list[int]) -> list[Job]:
+def plan_jobs(prompts: pd.DataFrame, specs: list[ModelSpec], variants: list[str], seeds: list[int]) -> list[ImageJob]:
     """Every image to make, in a fixed order; the prompt text of sample 0 of each variant."""
     first = prompts[prompts["sample"] == 0]
     have = list(dict.fromkeys(first["variant"]))
     for variant in variants:
         if variant not in have:
             raise InputError(
-                f"Variant '{variant}' is not in prompts.parquet (it has {', '.join(have)}); enrich with that "
+                f"Variant '{variant}' is not among the enriched prompts (they have {', '.join(have)}); enrich with that "
                 "dimension first or remove it from generate.variants."
             )
     text = first.set_index(["id", "variant"])["text"]
     ids = list(dict.fromkeys(first["id"]))
-    return [Job(spec.label, variant, i, int(seed), text[(i, variant)])
+    return [ImageJob(spec.label, variant, i, int(seed), text[(i, variant)])
             for spec in specs for variant in variants for i in ids for seed in seeds]
 
 
-def make_batches(jobs: list[Job], batch_size: int) -> list[list[Job]]:
+def make_batches(jobs: list[ImageJob], batch_size: int) -> list[list[ImageJob]]:
     """Consecutive jobs of one model and variant, at most `batch_size` each."""
     batches, current = [], []
     for job in jobs:
@@ -76,11 +80,11 @@ def make_batches(jobs: list[Job], batch_size: int) -> list[list[Job]]:
     return batches
 
 
-def shard(batches: list[list[Job]], rank: int, world: int) -> list[list[Job]]:
+def shard(batches: list[list[ImageJob]], rank: int, world: int) -> list[list[ImageJob]]:
     return batches[rank::world]
 
 
-def is_done(job: Job, spec: ModelSpec, record: dict | None, run_root: Path) -> bool:
+def is_done(job: ImageJob, spec: ModelSpec, record: dict | None, run_root: Path) -> bool:
     """An image counts as made when its file is intact and was made from this prompt and these settings."""
     if record is None or record.get("prompt_hash") != prompt_hash(job.prompt):
         return False
@@ -89,6 +93,8 @@ def is_done(job: Job, spec: ModelSpec, record: dict | None, run_root: Path) -> b
         recorded = {k: record.get(k) for k in ("model_id", "steps", "guidance", "dtype")}
         if recorded != {k: settings[k] for k in recorded}:
             return False
+        if (spec.width and record.get("width") != spec.width) or (spec.height and record.get("height") != spec.height):
+            return False  # a size change makes the image again
     return is_valid_png(run_root / record["path"])
 
 
@@ -106,7 +112,7 @@ def run(run, progress: bool = True, pipelines: dict | None = None) -> pd.DataFra
     """Generate every missing image of the run; returns the merged manifest.
 
     `pipelines` maps a model's label to a pipeline already in memory (for example a random-weight
-    paper-scale build from `architectures.build_pipeline`), used instead of loading one.
+    paper-scale build from `benchmarks/architectures.py`), used instead of loading one.
 
     Example:
         >>> manifest = generate.run(open_run("runs/demo", "smoke"))
@@ -118,7 +124,7 @@ def run(run, progress: bool = True, pipelines: dict | None = None) -> pd.DataFra
     cfg = run.config.generate
     rank, world, acc_device, barrier, is_main = _distributed()
     device = resolve_device(run.config.device) if world == 1 else str(acc_device)
-    specs = [resolve_spec(m) for m in cfg.models]
+    specs = [_as_used(resolve_spec(m), device) for m in cfg.models]
     jobs = plan_jobs(read_prompts(run.root), specs, cfg.variants, cfg.seeds)
     _check_writable(run.images)
     records = {tuple(r[k] for k in KEY): r for r in read_manifest(run.root).to_dict("records")}
@@ -138,17 +144,21 @@ def run(run, progress: bool = True, pipelines: dict | None = None) -> pd.DataFra
     return manifest if manifest is not None else read_manifest(run.root)
 
 
+def _as_used(spec: ModelSpec, device: str) -> ModelSpec:
+    """The spec with the dtype the device really runs (recorded in the manifest and compared on resume)."""
+    used = dtype_used(spec, device)
+    if used != spec.dtype:
+        warnings.warn(f"{spec.label}: {spec.dtype} on the CPU is slow and partly unsupported; using float32.", stacklevel=3)
+    return dataclasses.replace(spec, dtype=used)
+
+
 def _check_writable(folder: Path) -> None:
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / f".write-test-{time.monotonic_ns()}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as err:
-        raise Act2iError(f"Cannot write images to {folder} ({err.strerror}); choose a run directory you can write to.") from None
+    why = unwritable(folder)
+    if why:
+        raise Act2iError(f"Cannot write images to {folder} ({why}); choose a run directory you can write to.")
 
 
-def _generate_model(run, spec: ModelSpec, batches: list[list[Job]], device: str, cfg, part: str, progress: bool,
+def _generate_model(run, spec: ModelSpec, batches: list[list[ImageJob]], device: str, cfg, part: str, progress: bool,
                     pipe=None) -> None:
     from tqdm.auto import tqdm
 
@@ -157,7 +167,7 @@ def _generate_model(run, spec: ModelSpec, batches: list[list[Job]], device: str,
     kwargs = call_kwargs(pipe, spec)
     versions = json.dumps(package_versions(("torch", "diffusers", "transformers", "act2i")), sort_keys=True)
     size = {"batch": cfg.batch_size}
-    groups: dict[str, list[list[Job]]] = {}
+    groups: dict[str, list[list[ImageJob]]] = {}
     for batch in batches:
         groups.setdefault(batch[0].variant, []).append(batch)
     try:
@@ -176,7 +186,7 @@ def _generate_model(run, spec: ModelSpec, batches: list[list[Job]], device: str,
             _empty_cuda_cache()
 
 
-def _run_batch(pipe, batch: list[Job], kwargs: dict, size: dict):
+def _run_batch(pipe, batch: list[ImageJob], kwargs: dict, size: dict):
     """Yield (jobs, images, seconds) for `batch`; on out-of-memory halve the batch size and go on."""
     start = 0
     while start < len(batch):
@@ -200,7 +210,7 @@ def _run_batch(pipe, batch: list[Job], kwargs: dict, size: dict):
         start += len(chunk)
 
 
-def _save(root: Path, job: Job, image, spec: ModelSpec, seconds: float, versions: str) -> dict:
+def _save(root: Path, job: ImageJob, image, spec: ModelSpec, seconds: float, versions: str) -> dict:
     settings = spec.settings()
     meta = {"model": job.model, "variant": job.variant, "id": job.id, "seed": job.seed, "prompt": job.prompt, **settings}
     save_png(image, root / job.relpath, meta)
@@ -221,13 +231,15 @@ def _empty_cuda_cache() -> None:
         torch.cuda.empty_cache()
 
 
-def import_images(run, folder: str | Path, mapping: str | Path) -> pd.DataFrame:
-    """Bring images made elsewhere into the run's layout and manifest.
+def import_images(run, folder: str | Path, mapping: str | Path, replace: bool = False) -> pd.DataFrame:
+    """Bring images made elsewhere into the run's layout and manifest, all or nothing.
 
     `mapping` is a CSV with columns file, model, variant, id, seed (and optionally prompt);
-    `file` is relative to `folder`. The prompt text defaults to the run's prompts.parquet.
+    `file` is relative to `folder`. The prompt text defaults to the run's enriched prompts. Every
+    row is checked (names that become paths, seed, prompt, a readable image) before any file is
+    copied; an image already in the manifest is replaced only with `replace=True` (`--replace`).
     """
-    from PIL import Image
+    from ..config import SAFE_NAME_RULE, is_safe_name
 
     folder, mapping = Path(folder), Path(mapping)
     try:
@@ -238,34 +250,46 @@ def import_images(run, folder: str | Path, mapping: str | Path) -> pd.DataFrame:
     missing = [c for c in needed if c not in table.columns]
     if missing:
         raise InputError(f"{mapping}: missing column(s) {', '.join(missing)}; expected file, model, variant, id, seed [, prompt].")
-    prompts = read_prompts(run.root) if (run.root / "prompts.parquet").is_file() else None
+    prompts = read_prompts(run.root) if run.prompts_path.is_file() else None
     texts = prompts[prompts["sample"] == 0].set_index(["id", "variant"])["text"] if prompts is not None else {}
-    versions = json.dumps(package_versions(("act2i",)))
-    rows, seen = [], set()
+    existing = set(map(tuple, read_manifest(run.root)[KEY].itertuples(index=False)))
+    planned, seen = [], set()
     for number, row in enumerate(table.to_dict("records"), 1):
         where = f"{mapping}: row {number}"
-        if not row["seed"].strip().lstrip("-").isdigit():
-            raise InputError(f"{where}: seed must be an integer, got '{row['seed']}'.")
+        for column in ("model", "variant", "id"):
+            if not is_safe_name(row[column]):
+                raise InputError(f"{where}: {column} {row[column]!r} becomes part of a file name and must be {SAFE_NAME_RULE}.")
+        if not row["seed"].strip().isdigit():
+            raise InputError(f"{where}: seed must be a non-negative integer, got '{row['seed']}'.")
         job_key = (row["model"], row["variant"], row["id"], int(row["seed"]))
         if job_key in seen:
             raise InputError(f"{where}: the image {job_key} appears twice.")
         seen.add(job_key)
+        if job_key in existing and not replace:
+            raise InputError(f"{where}: the run already has the image {job_key}; pass --replace (replace=True) to overwrite it.")
         prompt = (row.get("prompt") or "").strip() or texts.get((row["id"], row["variant"]))
         if not prompt:
             raise InputError(f"{where}: no prompt for id '{row['id']}' variant '{row['variant']}'; add a prompt column or run the enrich stage first.")
-        source = folder / row["file"]
-        try:
-            with Image.open(source) as img:
-                image = img.convert("RGB")
-        except (OSError, ValueError) as err:
-            raise InputError(f"{where}: cannot read image {source} ({type(err).__name__}); check the file name.") from None
-        job = Job(row["model"], row["variant"], row["id"], int(row["seed"]), prompt)
-        save_png(image, run.root / job.relpath, {**dict(zip(KEY, job.key)), "prompt": prompt, "source": "imported", "original": str(source)})
+        planned.append((ImageJob(*job_key, prompt), _read_image(folder / row["file"], where)))
+    versions = json.dumps(package_versions(("act2i",)))
+    rows = []
+    for job, (image, source) in planned:
+        save_png(image, run.root / job.relpath, {**dict(zip(KEY, job.key)), "prompt": job.prompt, "source": "imported", "original": str(source)})
         rows.append({
-            "model": job.model, "variant": job.variant, "id": job.id, "seed": job.seed, "prompt": prompt,
-            "prompt_hash": prompt_hash(prompt), "path": job.relpath, "width": image.width, "height": image.height,
+            "model": job.model, "variant": job.variant, "id": job.id, "seed": job.seed, "prompt": job.prompt,
+            "prompt_hash": prompt_hash(job.prompt), "path": job.relpath, "width": image.width, "height": image.height,
             "steps": None, "guidance": None, "model_id": "external", "dtype": None, "seconds": None,
             "source": "imported", "versions": versions, "created": now(),
         })
     append_rows(run.root, "import", rows)
     return merge_manifest(run.root)
+
+
+def _read_image(source: Path, where: str):
+    from PIL import Image
+
+    try:
+        with Image.open(source) as img:
+            return img.convert("RGB"), source
+    except (OSError, ValueError) as err:
+        raise InputError(f"{where}: cannot read image {source} ({type(err).__name__}); check the file name.") from None

@@ -1,11 +1,19 @@
 // act2i annotator: one image at a time; every answer is saved before the next image shows.
+// The login token stays in an HttpOnly cookie; changes carry the page's CSRF token instead.
 "use strict";
-const token = document.querySelector('meta[name="act2i-token"]').content;
+const csrf = document.querySelector('meta[name="act2i-csrf"]').content;
 const tags = window.ACT2I_TAGS;
 const $ = (id) => document.getElementById(id);
 let current = null;
 let shownAt = 0;
 let busy = false;
+
+class ServerError extends Error {
+  constructor(message, status) {
+    super(message);
+    this.status = status;
+  }
+}
 
 function buildTags() {
   tags.forEach((tag, i) => {
@@ -20,14 +28,24 @@ function buildTags() {
 }
 
 async function call(method, url, body) {
-  const options = { method, headers: { "X-Act2i-Token": token }, credentials: "same-origin" };
+  const options = { method, headers: { "X-Act2i-CSRF": csrf }, credentials: "same-origin" };
   if (body !== undefined) {
     options.headers["Content-Type"] = "application/json";
     options.body = JSON.stringify(body);
   }
-  const response = await fetch(url, options);
-  const data = await response.json();
-  if (!response.ok) throw new Error(data.error || response.statusText);
+  let response, data;
+  try {
+    response = await fetch(url, options);
+  } catch {
+    throw new ServerError("This page cannot reach the study server. Check your connection or ask the study " +
+      "organiser whether the server is running, then reload the page; your earlier answers are saved.", 0);
+  }
+  try {
+    data = await response.json();
+  } catch {
+    throw new ServerError(`The study server answered unexpectedly (HTTP ${response.status}); reload the page.`, response.status);
+  }
+  if (!response.ok) throw new ServerError(data.error || response.statusText, response.status);
   return data;
 }
 
@@ -36,10 +54,11 @@ function show(state) {
   $("bar").style.width = pct + "%";
   $("progress").setAttribute("aria-valuenow", state.done);
   $("progress").setAttribute("aria-valuemax", state.total);
+  $("progress").setAttribute("aria-valuetext", `${state.done} of ${state.total} images judged`);
   $("count").textContent = `${state.done} / ${state.total}`;
-  $("message").textContent = "";
+  $("message").textContent = state.notice || "";
   current = state.finished ? null : state;
-  $("finished").querySelector("p").textContent = state.total
+  $("finished-text").textContent = state.total
     ? "All your images are judged. Thank you!" : "No images are assigned to you yet.";
   $("study").hidden = state.finished;
   $("finished").hidden = !state.finished;
@@ -50,17 +69,47 @@ function show(state) {
   $("image").src = "/img/" + encodeURIComponent(state.image_id);
 }
 
+function setButtons(disabled) {
+  document.querySelectorAll("button").forEach((b) => (b.disabled = disabled));
+}
+
 async function run(action) {
   if (busy) return;
   busy = true;
-  document.querySelectorAll("button").forEach((b) => (b.disabled = true));
+  const focused = document.activeElement;
+  setButtons(true);
+  let state = null;
+  let problem = "";
   try {
-    show(await action());
+    state = await action();
   } catch (err) {
-    $("message").textContent = err.message;
+    problem = err.message;
   } finally {
     busy = false;
-    document.querySelectorAll("button").forEach((b) => (b.disabled = false));
+    setButtons(false);
+  }
+  if (state) {
+    show(state);
+    // Disabling the buttons dropped the focus: give it to the new question (or the end message),
+    // so keyboard and screen-reader users carry on from there.
+    (current ? $("question") : $("finished-text")).focus();
+  } else {
+    $("message").textContent = problem;
+    if (focused) focused.focus();
+  }
+}
+
+const MOVED_ON = {
+  409: "That image was already answered (perhaps in another tab), so here is your next one.",
+  404: "That image is no longer assigned to you (it may have moved to another annotator), so here is your next one.",
+};
+
+async function answerAndMoveOn(body) {
+  try {
+    return await call("POST", "/api/answer", body);
+  } catch (err) {
+    if (!(err.status in MOVED_ON)) throw err;
+    return { ...(await call("GET", "/api/next")), notice: MOVED_ON[err.status] };
   }
 }
 
@@ -68,7 +117,7 @@ function answer(label) {
   if (!current) return;
   const chosen = [...document.querySelectorAll("#tags input:checked")].map((b) => b.value);
   const seconds = Math.max(0, (performance.now() - shownAt) / 1000);
-  run(() => call("POST", "/api/answer", {
+  run(() => answerAndMoveOn({
     image_id: current.image_id, label, tags: chosen, comment: $("comment").value, seconds,
   }));
 }

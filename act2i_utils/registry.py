@@ -1,4 +1,8 @@
-"""The model registry (data/models.yaml) and how a profile entry resolves against it."""
+"""The text-to-image model registry (data/models.yaml) and how a profile entry resolves against it.
+
+A core module: the generate stage makes images from its specs, the enrich stage counts tokens
+with the same models' tokenizers, and the analysis asks whether a run's models had random weights.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from ..errors import ModelLoadError
+from .errors import ModelLoadError
 
 DATA = Path(__file__).parent / "data" / "models.yaml"
 FALLBACK_STEPS = 30  # for an id outside the registry that the profile gives no steps for
@@ -47,8 +51,6 @@ def list_models() -> list[str]:
 
 def resolve_spec(entry) -> ModelSpec:
     """Merge a profile entry (`config.T2IModel`) over the registry's defaults for its model."""
-    from ..config import model_label
-
     known = registry()
     base = known.get(entry.model)
     if base is None:
@@ -61,7 +63,7 @@ def resolve_spec(entry) -> ModelSpec:
             "a Hugging Face id such as org/name, a local folder, or tiny:NAME."
         )
     base = base or {}
-    label = entry.name or (entry.model if entry.model in known else model_label(entry))
+    label = entry.label
     return ModelSpec(
         label=label,
         id=base.get("id", entry.model),
@@ -77,7 +79,7 @@ def resolve_spec(entry) -> ModelSpec:
 
 
 def _loadable_reference(ref: str) -> bool:
-    from ..models import resolve_model
+    from .models import resolve_model
 
     if ref.startswith("tiny:"):
         return True
@@ -86,3 +88,15 @@ def _loadable_reference(ref: str) -> bool:
     except ModelLoadError:
         return False
     return "/" in ref or Path(ref).expanduser().is_dir()
+
+
+def random_weights(models) -> bool:
+    """True when any of these profile entries is a tiny random-weight model (results must say so)."""
+
+    def tiny(entry) -> bool:
+        try:
+            return resolve_spec(entry).id.startswith("tiny:")
+        except ModelLoadError:
+            return entry.model.startswith("tiny:")
+
+    return any(tiny(m) for m in models)

@@ -1,10 +1,11 @@
-"""The image layout and its manifest.
+"""The images of a run and their manifest (paths in `runs.RunPaths`, columns in `schema.MANIFEST`).
 
     images/<model>/<variant>/<id>_<seed>.png
     images/manifest.parquet           one row per image (merged)
     images/manifest.parts/*.jsonl     rows appended batch by batch, one file per process
 
-Each process appends the rows of a finished batch to its own JSON-lines part (fsynced), so an
+A core module: the generate stage and `import-images` write the manifest; evaluate, the human
+study and the analysis read it. Each process appends the rows of a finished batch to its own JSON-lines part (fsynced), so an
 interruption loses at most the batch in flight; `merge_manifest` folds the parts into
 manifest.parquet, the newest row winning for each (model, variant, id, seed).
 """
@@ -18,16 +19,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..fileio import atomic_path, write_parquet
-
-KEY = ["model", "variant", "id", "seed"]
-COLUMNS = KEY + ["prompt", "prompt_hash", "path", "width", "height", "steps", "guidance", "model_id", "dtype",
-                 "seconds", "source", "versions", "created"]
-
-
-def image_relpath(model: str, variant: str, prompt_id: str, seed: int) -> str:
-    """Where an image lives, relative to the run directory."""
-    return f"images/{model}/{variant}/{prompt_id}_{seed}.png"
+from .fileio import atomic_path
+from .runs import RunPaths
+from .schema import KEY, MANIFEST
 
 
 def prompt_hash(text: str) -> str:
@@ -57,15 +51,11 @@ def save_png(image, path: Path, metadata: dict) -> None:
         image.save(tmp, format="PNG", pnginfo=info)
 
 
-def parts_dir(run_root: Path) -> Path:
-    return run_root / "images" / "manifest.parts"
-
-
 def append_rows(run_root: Path, part: str, rows: list[dict]) -> None:
     """Durably append finished rows to this process's manifest part."""
     if not rows:
         return
-    folder = parts_dir(run_root)
+    folder = RunPaths(run_root).manifest_parts
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / f"{part}.jsonl", "a", encoding="utf-8") as fh:
         for row in rows:
@@ -77,10 +67,10 @@ def append_rows(run_root: Path, part: str, rows: list[dict]) -> None:
 def read_manifest(run_root: Path) -> pd.DataFrame:
     """manifest.parquet plus any rows still in parts, newest row per image."""
     frames = []
-    path = run_root / "images" / "manifest.parquet"
-    if path.is_file():
-        frames.append(pd.read_parquet(path))
-    folder = parts_dir(run_root)
+    paths = RunPaths(run_root)
+    if paths.manifest_path.is_file():
+        frames.append(pd.read_parquet(paths.manifest_path))
+    folder = paths.manifest_parts
     if folder.is_dir():
         rows = []
         for part in sorted(folder.glob("*.jsonl")):
@@ -92,22 +82,46 @@ def read_manifest(run_root: Path) -> pd.DataFrame:
         if rows:
             frames.append(pd.DataFrame(rows))
     if not frames:
-        return pd.DataFrame(columns=COLUMNS)
+        return MANIFEST.empty()
     merged = pd.concat(frames, ignore_index=True)
-    for column in COLUMNS:
+    for column in MANIFEST.columns:
         if column not in merged:
             merged[column] = None
-    merged = merged[COLUMNS].drop_duplicates(KEY, keep="last")
-    return merged.sort_values(KEY, kind="stable").reset_index(drop=True)
+    merged = merged[MANIFEST.columns].drop_duplicates(KEY, keep="last")
+    return MANIFEST.validate(merged.sort_values(KEY, kind="stable").reset_index(drop=True), paths.manifest_path)
 
 
 def merge_manifest(run_root: Path) -> pd.DataFrame:
     """Fold the parts into manifest.parquet (atomically) and remove them."""
-    merged = read_manifest(run_root)
-    write_parquet(run_root / "images" / "manifest.parquet", merged)
-    folder = parts_dir(run_root)
+    paths = RunPaths(run_root)
+    merged = MANIFEST.write(paths.manifest_path, read_manifest(run_root))
+    folder = paths.manifest_parts
     if folder.is_dir():
         for part in folder.glob("*.jsonl"):
             part.unlink()
         folder.rmdir()
     return merged
+
+
+def configured_images(run) -> tuple[pd.DataFrame, int]:
+    """The manifest rows the run's current config names, and how many other rows are set aside.
+
+    An image counts when its model, variant and seed are in the profile, its prompt id is in the
+    benchmark, and it was made from the current prompt text (sample 0 of its variant); images of
+    earlier settings stay on disk but no stage uses them.
+    """
+    from .schema import PROMPTS
+
+    manifest = read_manifest(run.root)
+    cfg = run.config.generate
+    keep = (manifest["model"].isin([m.label for m in cfg.models]) & manifest["variant"].isin(cfg.variants)
+            & manifest["seed"].astype(int).isin(cfg.seeds))
+    if run.benchmark_path.is_file():
+        keep &= manifest["id"].isin(pd.read_parquet(run.benchmark_path, columns=["id"])["id"])
+    if run.prompts_path.is_file():
+        prompts = PROMPTS.read(run.prompts_path)
+        current = {(i, v): prompt_hash(t) for i, v, t in prompts.loc[prompts["sample"] == 0, ["id", "variant", "text"]].itertuples(index=False)}
+        made_from = [current.get((i, v)) == h or s == "imported"
+                     for i, v, h, s in zip(manifest["id"], manifest["variant"], manifest["prompt_hash"], manifest["source"])]
+        keep &= pd.Series(made_from, index=manifest.index, dtype=bool)
+    return manifest[keep].reset_index(drop=True), int((~keep).sum())

@@ -79,7 +79,7 @@ def build_pipeline(name: str, device: str = "cuda", dtype: str = "bfloat16"):
     from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxPipeline, StableDiffusion3Pipeline
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, T5Config, T5EncoderModel
 
-    from ..tiny import clip_tokenizer, t5_tokenizer
+    from act2i_utils.tiny import clip_tokenizer, t5_tokenizer
 
     arch, torch_dtype = ARCHITECTURES[name], getattr(torch, dtype)
     clip_tok, t5_tok = clip_tokenizer(), t5_tokenizer(model_max_length=512)
