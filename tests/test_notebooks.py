@@ -54,7 +54,7 @@ def test_pipeline_runs_the_stage_notebooks(reproduced):
     assert len(prompts) == 125 * 4 and (run_dir / "enrich_cache.jsonl").is_file()
     manifest = pd.read_parquet(run_dir / "images" / "manifest.parquet")
     assert len(manifest) == 125 * 4 and all((run_dir / p).is_file() for p in manifest["path"])
-    assert (run_dir / "figures" / "qualitative_grid.pdf").is_file()
+    assert (run_dir / "figures" / "qualitative_tiny-sd3.pdf").is_file()
     scores = pd.read_parquet(run_dir / "scores.parquet")
     assert scores.groupby(["model", "variant", "id", "seed"]).ngroups == 125 * 4
     prov = json.loads((run_dir / "provenance.json").read_text())
