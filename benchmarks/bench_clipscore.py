@@ -40,9 +40,9 @@ def main() -> dict:
 
     from act2i_utils.cache import JsonlCache
     from act2i_utils.evaluate.judges import ClipJudge, ClipScore
-    from reference import torchmetrics_clipscore
     from act2i_utils.evaluate.stage import judge_all
     from act2i_utils.tiny import tiny_path
+    from reference import torchmetrics_clipscore
 
     items = make_items(Path(tempfile.mkdtemp(prefix="act2i-bench-")))
     metric = torchmetrics_clipscore(tiny_path("clip"))

@@ -83,6 +83,8 @@ class ClipJudge:
 
 
 class ClipScore:
+    """CLIPScore (Hessel et al. 2021) of the image against the base prompt."""
+
     name = "clipscore"
     metrics = ("clipscore",)
 

@@ -1,9 +1,11 @@
-"""The evaluate stage: every judge of the profile over every image of the manifest.
+"""The evaluate stage: every judge of the profile over every image of the manifest that the run's
+config names (`manifest.configured_images`).
 
 Writes `scores.parquet` (schema.SCORES, long: model, variant, id, seed, metric, value, judge) and
 `detections.parquet` (schema.DETECTIONS, the detector's boxes kept). Judgements are cached per
 (image hash, judge, model, question) in `scores_cache.jsonl`, so a rerun makes no model call and
-an interrupted run resumes with at most one batch lost. Judges are made by name from `JUDGES`.
+an interrupted run resumes with at most one batch lost. Judges are made by name from the
+`JUDGES` registry (metric group -> factory); `list_metrics()` lists them.
 """
 
 from __future__ import annotations
@@ -116,7 +118,7 @@ def action_templates(bench: pd.DataFrame) -> dict[str, str | None]:
     out: dict[str, str | None] = {}
     for action, template in zip(bench["action"], templates):
         if action and (action not in out or out[action] is None):
-            out[action] = template
+            out[action] = template if isinstance(template, str) else None  # a missing value may read as NaN
     return out
 
 
