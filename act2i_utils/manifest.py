@@ -41,14 +41,25 @@ def is_valid_png(path: Path) -> bool:
         return False
 
 
-def save_png(image, path: Path, metadata: dict) -> None:
-    """Write a PNG atomically, with the generation settings in a text chunk."""
+def save_png(image, path: Path, metadata: dict) -> str:
+    """Write a PNG atomically, with the generation settings in a text chunk; returns its content hash."""
+    import io
+
     from PIL import PngImagePlugin
 
     info = PngImagePlugin.PngInfo()
     info.add_text("act2i", json.dumps(metadata, sort_keys=True))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", pnginfo=info)
+    data = buffer.getvalue()
     with atomic_path(path) as tmp:
-        image.save(tmp, format="PNG", pnginfo=info)
+        tmp.write_bytes(data)
+    return image_hash(data)
+
+
+def image_hash(data: bytes) -> str:
+    """The content hash of an image file, recorded in the manifest and checked before judging."""
+    return hashlib.sha256(data).hexdigest()
 
 
 def append_rows(run_root: Path, part: str, rows: list[dict]) -> None:

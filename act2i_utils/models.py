@@ -60,6 +60,16 @@ def resolve_model(ref: str, revision: str | None = None) -> ModelSource:
     return ModelSource(ref, ref, "hub", revision=revision)
 
 
+def model_identity(ref: str) -> str:
+    """What a model's outputs depend on: the content hash of a local or tiny folder, the cached
+    commit of a hub model (its id when not cached yet). Caches of model answers are keyed on it."""
+    source = resolve_model(ref)
+    if source.content_hash:
+        return f"sha256:{source.content_hash}"
+    revision = hub_revision(ref)
+    return f"{ref}@{revision}" if revision else ref
+
+
 def check_reference(ref: str) -> None:
     """What `resolve_model` checks, without building a tiny model: one sentence when `ref` cannot name a model."""
     if isinstance(ref, str) and ref.startswith("tiny:"):

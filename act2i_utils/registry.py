@@ -35,9 +35,9 @@ class ModelSpec:
     licence: str | None
 
     def settings(self) -> dict:
-        """The values that shape an image, compared on resume."""
-        return {"model_id": self.id, "steps": self.steps, "guidance": self.guidance,
-                "height": self.height, "width": self.width, "dtype": self.dtype}
+        """Every value of the profile that shapes an image: recorded with each image, compared on resume."""
+        return {"model_id": self.id, "steps": self.steps, "guidance": self.guidance, "height": self.height,
+                "width": self.width, "dtype": self.dtype, "max_sequence_length": self.max_sequence_length}
 
 
 @functools.lru_cache(maxsize=None)

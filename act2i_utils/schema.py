@@ -34,7 +34,7 @@ BENCHMARK_COLUMNS = [
     "id", "base_prompt", "animal1", "animal2", "action", "rarity_label", "emotional_valence",
     "spatial_topology", "temporal_extent", "emotional_prompt", "spatial_prompt", "temporal_prompt",
 ]
-BENCHMARK_EXTRA = ["action_key", "action_template"]  # a built benchmark's own; imports may lack them
+BENCHMARK_EXTRA = ["action_key", "action_template", "flags"]  # act2i's own; imports may lack them
 LABELS = {
     "rarity_label": ("common", "plausible", "rare"),
     "emotional_valence": ("aggressive", "defensive", "affiliative", "communicative"),
@@ -134,6 +134,9 @@ def validate_benchmark(frame: pd.DataFrame, source: str | Path = "benchmark") ->
             raise InputError(f"{source}: row {i} (id {row.id}) has an empty 'base_prompt'.")
         for column, allowed in LABELS.items():
             value = getattr(row, column)
+            if value is not None and value not in allowed and _label(value) in allowed:
+                value = _label(value)  # "Physical Contact", "physical_contact" -> "physical contact"
+                out.iat[i - 1, out.columns.get_loc(column)] = value
             if value is not None and value not in allowed:
                 raise InputError(
                     f"{source}: row {i} (id {row.id}) has {column} '{value}'; expected one of {', '.join(allowed)} or empty."
@@ -144,6 +147,10 @@ def validate_benchmark(frame: pd.DataFrame, source: str | Path = "benchmark") ->
         rows = [str(i + 1) for i in dupes.index[dupes == first]]
         raise InputError(f"{source}: duplicate id '{first}' in rows {', '.join(rows)}; ids must be unique.")
     return out
+
+
+def _label(value: str) -> str:
+    return " ".join(value.lower().replace("_", " ").replace("-", " ").split())
 
 
 def _text(value) -> str | None:
@@ -242,7 +249,7 @@ PROMPTS = Table(
 MANIFEST = Table(
     "manifest",
     KEY + ["prompt", "prompt_hash", "path", "width", "height", "steps", "guidance", "model_id", "dtype", "seconds",
-           "source", "versions", "created"],
+           "source", "versions", "created", "settings", "image_hash"],
     key=KEY,
 )
 SCORES = Table("scores", KEY + ["metric", "value", "judge"], key=KEY + ["metric"])

@@ -16,10 +16,14 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import heapq
 import json
+import math
 import os
+import re
 import shutil
 import tempfile
+from collections import Counter
 from importlib import metadata
 from pathlib import Path
 from typing import Callable
@@ -27,7 +31,7 @@ from typing import Callable
 from .cache import cache_dir
 from .errors import ModelLoadError
 
-TINY_VERSION = 1  # bump when a builder changes, so caches rebuild
+TINY_VERSION = 2  # bump when a builder changes, so caches rebuild
 
 CHAT_TEMPLATE = (
     "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
@@ -90,27 +94,70 @@ def _byte_symbols() -> list[str]:
     return [chr(c) for c in codes]
 
 
+_WORD = re.compile(r"\w+|[^\w\s]+")  # the Whitespace pre-tokenizer's split
+
+
+def _word_counts(lowercase: bool) -> Counter:
+    return Counter(w for line in _corpus_lines() for w in _WORD.findall(line.lower() if lowercase else line))
+
+
+def learn_bpe(words: Counter, n_merges: int, min_frequency: int = 2) -> list[tuple[str, str]]:
+    """Byte-pair merges learned from word counts, CLIP style (`</w>` ends a word).
+
+    Our own small learner rather than the `tokenizers` trainer, whose ties between equally frequent
+    pairs fall differently from process to process: here the most frequent pair wins, and among
+    equals the alphabetically first, so two builds are byte-identical.
+    """
+    seqs = {w: tuple(w[:-1]) + (w[-1] + "</w>",) for w in words}
+    counts: Counter = Counter()
+    where: dict[tuple[str, str], set[str]] = {}
+    for w, seq in seqs.items():
+        for pair in zip(seq, seq[1:]):
+            counts[pair] += words[w]
+            where.setdefault(pair, set()).add(w)
+    heap = [(-c, pair) for pair, c in counts.items()]
+    heapq.heapify(heap)
+    merges = []
+    while heap and len(merges) < n_merges:
+        negative, pair = heapq.heappop(heap)
+        if counts.get(pair, 0) != -negative:
+            continue  # a stale entry: the pair's count changed since it was pushed
+        if -negative < min_frequency:
+            break
+        merges.append(pair)
+        touched = set()
+        for w in sorted(where.pop(pair, ())):
+            old, new, i = seqs[w], [], 0
+            while i < len(old):
+                if i + 1 < len(old) and (old[i], old[i + 1]) == pair:
+                    new.append(old[i] + old[i + 1])
+                    i += 2
+                else:
+                    new.append(old[i])
+                    i += 1
+            for p in zip(old, old[1:]):
+                counts[p] -= words[w]
+                touched.add(p)
+            for p in zip(new, new[1:]):
+                counts[p] += words[w]
+                where.setdefault(p, set()).add(w)
+                touched.add(p)
+            seqs[w] = tuple(new)
+        for p in sorted(touched):
+            if counts.get(p, 0) > 0:
+                heapq.heappush(heap, (-counts[p], p))
+    return merges
+
+
 @functools.lru_cache(maxsize=None)
 def _clip_vocab_and_merges() -> tuple[dict[str, int], tuple[tuple[str, str], ...]]:
     """A CLIP-style BPE: 256 byte symbols, the same with `</w>`, merges learned on the corpus."""
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
-
     byte_chars = _byte_symbols()
-    bpe = Tokenizer(models.BPE(end_of_word_suffix="</w>"))
-    bpe.normalizer = normalizers.Lowercase()
-    bpe.pre_tokenizer = pre_tokenizers.Whitespace()
-    trainer = trainers.BpeTrainer(
-        vocab_size=3000, min_frequency=2, end_of_word_suffix="</w>", show_progress=False,
-        initial_alphabet=[c for c in "abcdefghijklmnopqrstuvwxyz"],
-    )
-    bpe.train_from_iterator(_corpus_lines(), trainer)
-    learned = json.loads(bpe.to_str())["model"]["merges"]
     vocab: dict[str, int] = {}
     for token in byte_chars + [c + "</w>" for c in byte_chars]:
         vocab.setdefault(token, len(vocab))
     merges = []
-    for pair in learned:
-        a, b = pair if isinstance(pair, list) else pair.split(" ")
+    for a, b in learn_bpe(_word_counts(lowercase=True), n_merges=2900):
         if a in vocab and b in vocab and a + b not in vocab:
             merges.append((a, b))
             vocab[a + b] = len(vocab)
@@ -127,15 +174,25 @@ def clip_tokenizer(model_max_length: int = 77):
 
 
 @functools.lru_cache(maxsize=None)
-def _t5_pieces() -> tuple[tuple[str, float], ...]:
-    from tokenizers import SentencePieceUnigramTokenizer
-
-    sp = SentencePieceUnigramTokenizer()
-    sp.train_from_iterator(
-        _corpus_lines(), vocab_size=1500, special_tokens=["<pad>", "</s>", "<unk>"],
-        unk_token="<unk>", show_progress=False,
-    )
-    return tuple((piece, float(score)) for piece, score in json.loads(sp.to_str())["model"]["vocab"])
+def _t5_pieces(size: int = 1500) -> tuple[tuple[str, float], ...]:
+    """A T5-style Unigram vocabulary: every character and the most frequent word pieces (`▁` marks a
+    word start), scored by log frequency. Built by counting, not by EM training, so it is the same
+    in every build."""
+    words = Counter("▁" + w for w in _word_counts(lowercase=False).elements())
+    pieces: Counter = Counter()
+    for word, n in words.items():
+        for i in range(len(word)):
+            for j in range(i + 1, min(len(word), i + 8) + 1):
+                pieces[word[i:j]] += n
+    chars = sorted({c for word in words for c in word})
+    whole = sorted((w for w in words if len(w) > 1), key=lambda w: (-words[w], w))[:size // 2]  # frequent words whole
+    taken = set(chars) | set(whole)
+    parts = sorted((p for p in pieces if p not in taken), key=lambda p: (-pieces[p] * len(p), p))
+    chosen = chars + whole + parts[:max(size - 3 - len(chars) - len(whole), 0)]
+    count = {p: max(pieces[p], words[p]) for p in chosen}  # pieces counts substrings of up to 8 characters
+    total = sum(count.values())
+    specials = (("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0))
+    return specials + tuple((p, round(math.log(count[p] / total), 6)) for p in chosen)
 
 
 def t5_tokenizer(model_max_length: int = 256):

@@ -247,3 +247,49 @@ def test_import_is_all_or_nothing_and_refuses_to_overwrite(tmp_path, tiny_prompt
     pd.DataFrame({"file": ["a.png"], "model": "../../x", "variant": "base", "id": ids[:1], "seed": 1}).to_csv(mapping, index=False)
     with pytest.raises(InputError, match="row 1.*model"):
         generate.import_images(run, folder, mapping)
+
+
+# --- 3 and 4. every setting is compared; judges are keyed on their weights and on image content ----
+
+
+def test_a_changed_t5_length_is_made_again(tmp_path, tiny_prompts):
+    from act2i_utils import generate
+
+    root = tmp_path / "r"
+    first = generate.run(small_run(root, tiny_prompts), progress=False)
+    again = generate.run(small_run(root, tiny_prompts, models=[{"model": "tiny-sd3", "max_sequence_length": 64}]),
+                         progress=False)
+    assert all('"max_sequence_length": 128' in s for s in first["settings"])  # tiny-sd3's registry default
+    assert all('"max_sequence_length": 64' in s for s in again["settings"])  # written only when remade
+
+
+def test_new_judge_weights_and_replaced_images_are_not_served_from_the_cache(tmp_path, tiny_prompts):
+    import shutil
+
+    from PIL import Image
+
+    from act2i_utils import evaluate, generate
+    from act2i_utils.tiny import tiny_path
+
+    clip = tmp_path / "my-clip"
+    shutil.copytree(tiny_path("clip"), clip)
+    root = tmp_path / "r"
+    run = small_run(root, tiny_prompts)
+    run = open_run(root, "smoke", {"generate": run.config.generate.__dict__ | {"models": [{"model": "tiny-sd3"}]},
+                                   "evaluate": {"metrics": ["clipscore"], "clip_model": str(clip)}}, reconfigure=True)
+    generate.run(run, progress=False)
+    before = evaluate.run(run, progress=False)["value"].to_numpy()
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    weights = clip / "model.safetensors"
+    state = load_file(weights)
+    name = next(k for k in state if k.endswith("visual_projection.weight"))
+    state[name] = torch.flip(state[name], dims=[0]) * 1.5
+    save_file(state, weights, metadata={"format": "pt"})
+    after = evaluate.run(run, progress=False)["value"].to_numpy()
+    assert not (before == after).all()  # the cache did not answer for the new weights
+    manifest = pd.read_parquet(run.manifest_path)
+    Image.new("RGB", (32, 32), "white").save(run.root / manifest["path"].iloc[0])
+    with pytest.raises(InputError, match="replaced after it was made"):
+        evaluate.run(run, progress=False)

@@ -114,3 +114,16 @@ def test_two_processes_building_at_once_share_one_folder(tmp_path):
     from diffusers import AutoPipelineForText2Image
 
     assert AutoPipelineForText2Image.from_pretrained(folders[0]) is not None
+
+
+def test_builds_in_two_processes_are_byte_identical(tmp_path):
+    """Each process trains the tokenizers anew: ties in training must not be broken at random."""
+    script = ("import sys; from act2i_utils.tiny import tiny_path; from act2i_utils.models import folder_hash; "
+              "print(' '.join(folder_hash(tiny_path(n)) for n in ('sd3', 'clip', 'llm')))")
+    hashes = []
+    for i in range(2):
+        env = {**os.environ, "ACT2I_CACHE": str(tmp_path / f"cache{i}")}
+        out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, out.stderr
+        hashes.append(out.stdout.split())
+    assert hashes[0] == hashes[1]

@@ -5,13 +5,15 @@ from __future__ import annotations
 import pandas as pd
 
 from ..fileio import write_parquet
-from ..schema import LABELS, read_benchmark
+from ..schema import LABELS
 from .builder import build_benchmark
+from .sources import read_source, with_agents
 from .taxonomy import DATA, load_taxonomy
 
 
 def run(run) -> pd.DataFrame:
-    """Build (or import, when `benchmark.source` is set) the benchmark and write benchmark.parquet.
+    """Build (or import, when `benchmark.source` names a file or `hf://datasets/OWNER/NAME[@rev]`) the
+    benchmark and write benchmark.parquet; an import's revision and content hash go into provenance.
 
     Example:
         >>> from act2i_utils.runs import open_run
@@ -21,7 +23,10 @@ def run(run) -> pd.DataFrame:
     cfg = run.config.benchmark
     with run.stage("benchmark"):
         if cfg.source:
-            table = with_templates(read_benchmark(cfg.source), cfg.agents)
+            table, record = read_source(cfg.source)
+            table = with_templates(with_agents(table), cfg.agents)
+            with run.edit_provenance() as prov:
+                prov["benchmark_source"] = record
         else:
             table = build_benchmark(seed=cfg.seed, agents=cfg.agents, n_per_action=cfg.n_per_action)
         write_parquet(run.benchmark_path, table)

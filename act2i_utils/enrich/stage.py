@@ -8,6 +8,7 @@ columns filled from sample 0).
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -24,12 +25,13 @@ from .kb import KnowledgeBaseBackend
 LABEL_COLUMNS = ("emotional_valence", "spatial_topology", "temporal_extent")
 
 
-def make_backend(cfg, *, device: str = "cpu", agents: str = "animals", run=None):
-    """The backend named by the profile's `enrich` section."""
-    if cfg.backend == "kb":
+def make_backend(cfg, *, device: str = "cpu", agents: str = "animals", run=None, name: str | None = None):
+    """The backend named by the profile's `enrich` section (or `name`, e.g. its fallback backend)."""
+    name = name or cfg.backend
+    if name == "kb":
         return KnowledgeBaseBackend(agents)
     sampling = dict(temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens)
-    if cfg.backend == "transformers":
+    if name == "transformers":
         return TransformersBackend(cfg.model, dtype=cfg.dtype, device_map=cfg.device_map, device=device, run=run, **sampling)
     return OpenAIBackend(cfg.model, base_url=cfg.base_url, api_key_env=cfg.api_key_env, concurrency=cfg.concurrency,
                          timeout_s=cfg.timeout_s, **sampling)
@@ -142,16 +144,73 @@ def run(run, progress: bool = True) -> pd.DataFrame:
     cfg = run.config.enrich
     table = pd.read_parquet(run.require(run.benchmark_path))
     with run.stage("enrich"):
-        backend = make_backend(cfg, device=resolve_device(run.config.device), agents=run.config.benchmark.agents, run=run)
         budget = budget_for_models(run.config.generate.models)
-        prompts = enrich(
-            table, backend, dimensions=cfg.dimensions, custom=cfg.custom_dimensions, n_samples=cfg.n_samples,
-            seed=cfg.seed, max_retries=cfg.max_retries, batch_size=cfg.batch_size,
-            cache=JsonlCache(run.enrich_cache_path), budget=budget, progress=progress,
-        )
+
+        def rewrite(rows: pd.DataFrame, dimensions: list[str], name: str | None = None) -> pd.DataFrame:
+            backend = make_backend(cfg, device=resolve_device(run.config.device), agents=run.config.benchmark.agents,
+                                   run=run, name=name)
+            return enrich(rows, backend, dimensions=dimensions, custom=cfg.custom_dimensions, n_samples=cfg.n_samples,
+                          seed=cfg.seed, max_retries=cfg.max_retries, batch_size=cfg.batch_size,
+                          cache=JsonlCache(run.enrich_cache_path), budget=budget, progress=progress)
+
+        if cfg.backend == "source":
+            fallback = (lambda rows, dims: rewrite(rows, dims, cfg.fallback_backend)) if cfg.fallback_backend else None
+            prompts = from_source(table, cfg.dimensions, fallback, budget, run.config.benchmark.source or "benchmark")
+            with run.edit_provenance() as prov:
+                prov.setdefault("stages", {}).setdefault("enrich", {})["source"] = prov.get("benchmark_source")
+        else:
+            carried = carried_rewrites(table, cfg.dimensions)
+            if carried:
+                warnings.warn(f"The benchmark carries {carried} rewrites of its own ({', '.join(f'{d}_prompt' for d in STANDARD)}); "
+                              f"enrich.backend '{cfg.backend}' makes new ones. Set enrich.backend: source to use the file's.",
+                              stacklevel=2)
+            prompts = rewrite(table, cfg.dimensions)
         prompts = PROMPTS.write(run.prompts_path, add_token_counts(prompts, budget))
         write_parquet(run.enriched_benchmark_path, fill_published(table, prompts))
     return prompts
+
+
+def carried_rewrites(table: pd.DataFrame, dimensions: list[str]) -> int:
+    """How many rewrites of these dimensions the benchmark file itself carries (`<dim>_prompt`)."""
+    return int(sum(table[f"{d}_prompt"].notna().sum() for d in dimensions if f"{d}_prompt" in table))
+
+
+def from_source(table: pd.DataFrame, dimensions: list[str], fallback, budget, source: str) -> pd.DataFrame:
+    """The prompts table with each dimension's text taken from the benchmark's `<dim>_prompt` column
+    (the published AcT2I rewrites, used as given: one sample, checked and flagged, never retried).
+
+    Rows or dimensions the file lacks go to `fallback(rows, [dimension])` (the profile's
+    `enrich.fallback_backend`), or stop with one sentence when there is none.
+    """
+    from ..errors import InputError
+
+    base = _prompts_table(table.to_dict("records"), [], None, 1)
+    parts = [base]
+    for dim in dimensions:
+        column = f"{dim}_prompt"
+        texts = table[column] if column in table else pd.Series([None] * len(table))
+        have = texts.notna().to_numpy()
+        if not have.all():
+            if fallback is None:
+                missing = table.loc[~have, "id"].tolist()
+                raise InputError(
+                    f"{source}: {len(missing)} row(s) have no {column} (ids {', '.join(missing[:3])}"
+                    f"{', ...' if len(missing) > 3 else ''}); set enrich.fallback_backend to rewrite them, "
+                    f"or remove '{dim}' from enrich.dimensions."
+                )
+        rows = []
+        for row, text, given in zip(table.to_dict("records"), texts, have):
+            if given:
+                flags = check(text, row["base_prompt"], (row.get("animal1"), row.get("animal2")), budget)
+                rows.append({"id": row["id"], "variant": dim, "sample": 0, "text": text, "backend": "source",
+                             "model": source, "dimension_hash": "", "flags": ",".join(flags), "attempts": 0, "raw": text})
+        made = pd.DataFrame(rows, columns=PROMPTS.columns)
+        if not have.all():
+            made = pd.concat([made, fallback(table[~have], [dim]).query("variant == @dim")], ignore_index=True)
+            order = {i: n for n, i in enumerate(table["id"])}
+            made = made.sort_values("id", key=lambda s: s.map(order), kind="stable")
+        parts.append(made)
+    return pd.concat(parts, ignore_index=True)
 
 
 def flagged(prompts: pd.DataFrame) -> pd.DataFrame:

@@ -11,7 +11,6 @@ an interrupted run resumes with at most one batch lost. Judges are made by name 
 from __future__ import annotations
 
 import difflib
-import hashlib
 import warnings
 from pathlib import Path
 
@@ -19,7 +18,8 @@ import pandas as pd
 
 from ..cache import JsonlCache, cache_key
 from ..errors import ConfigError, InputError
-from ..manifest import configured_images
+from ..manifest import configured_images, image_hash
+from ..models import model_identity
 from ..schema import DETECTIONS, KEY, SCORES
 from .judges import ActionClassifier, ClipJudge, ClipScore, Detector, Judge, ReferenceSimilarity, VqaJudge
 
@@ -36,10 +36,15 @@ def image_items(run_root: Path, manifest: pd.DataFrame, bench: pd.DataFrame) -> 
             data = path.read_bytes()
         except FileNotFoundError:
             raise InputError(f"{rec['path']} is listed in the image manifest but missing; rerun the generate stage to make it.") from None
+        content = image_hash(data)
+        recorded = rec.get("image_hash")
+        if isinstance(recorded, str) and recorded != content:
+            raise InputError(f"{rec['path']} was replaced after it was made or imported (its content no longer matches "
+                             "the manifest); rerun the generate stage to make it again, or import it with --replace.")
         row = rows.loc[rec["id"]]
         items.append({
             "model": rec["model"], "variant": rec["variant"], "id": rec["id"], "seed": int(rec["seed"]), "path": path,
-            "relpath": rec["path"], "image_hash": hashlib.sha256(data).hexdigest(), "base_prompt": row["base_prompt"],
+            "relpath": rec["path"], "image_hash": content, "base_prompt": row["base_prompt"],
             "animal1": row["animal1"], "animal2": row["animal2"], "action": row["action"],
         })
     return items
@@ -127,8 +132,8 @@ def judge_all(judge, items: list[dict], cache: JsonlCache, batch_size: int, prog
     from PIL import Image
     from tqdm.auto import tqdm
 
-    keys = [cache_key(image=i["image_hash"], judge=judge.name, model=judge.model_ref, inputs=judge.signature(i))
-            for i in items]
+    model = model_identity(judge.model_ref)  # new weights in the same folder are a new judge
+    keys = [cache_key(image=i["image_hash"], judge=judge.name, model=model, inputs=judge.signature(i)) for i in items]
     missing = [n for n, k in enumerate(keys) if k not in cache]
     with tqdm(total=len(missing), desc=f"{judge.name} ({judge.model_ref})", unit="img", disable=not progress or not missing) as bar:
         for start in range(0, len(missing), batch_size):

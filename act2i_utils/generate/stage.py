@@ -88,13 +88,8 @@ def is_done(job: ImageJob, spec: ModelSpec, record: dict | None, run_root: Path)
     """An image counts as made when its file is intact and was made from this prompt and these settings."""
     if record is None or record.get("prompt_hash") != prompt_hash(job.prompt):
         return False
-    if record.get("source") != "imported":
-        settings = spec.settings()
-        recorded = {k: record.get(k) for k in ("model_id", "steps", "guidance", "dtype")}
-        if recorded != {k: settings[k] for k in recorded}:
-            return False
-        if (spec.width and record.get("width") != spec.width) or (spec.height and record.get("height") != spec.height):
-            return False  # a size change makes the image again
+    if record.get("source") != "imported" and record.get("settings") != settings_json(spec):
+        return False  # any setting that shapes an image changed (size, steps, dtype, T5 length, ...)
     return is_valid_png(run_root / record["path"])
 
 
@@ -124,6 +119,10 @@ def run(run, progress: bool = True, pipelines: dict | None = None) -> pd.DataFra
     cfg = run.config.generate
     rank, world, acc_device, barrier, is_main = _distributed()
     device = resolve_device(run.config.device) if world == 1 else str(acc_device)
+    if cfg.cpu_threads and device == "cpu":
+        import torch
+
+        torch.set_num_threads(cfg.cpu_threads)  # CPU kernels split work by thread count: fix it in every process
     specs = [_as_used(resolve_spec(m), device) for m in cfg.models]
     jobs = plan_jobs(read_prompts(run.root), specs, cfg.variants, cfg.seeds)
     _check_writable(run.images)
@@ -210,15 +209,20 @@ def _run_batch(pipe, batch: list[ImageJob], kwargs: dict, size: dict):
         start += len(chunk)
 
 
+def settings_json(spec: ModelSpec) -> str:
+    return json.dumps(spec.settings(), sort_keys=True)
+
+
 def _save(root: Path, job: ImageJob, image, spec: ModelSpec, seconds: float, versions: str) -> dict:
     settings = spec.settings()
     meta = {"model": job.model, "variant": job.variant, "id": job.id, "seed": job.seed, "prompt": job.prompt, **settings}
-    save_png(image, root / job.relpath, meta)
+    content = save_png(image, root / job.relpath, meta)
     return {
         "model": job.model, "variant": job.variant, "id": job.id, "seed": job.seed, "prompt": job.prompt,
         "prompt_hash": prompt_hash(job.prompt), "path": job.relpath, "width": image.width, "height": image.height,
         "steps": spec.steps, "guidance": spec.guidance, "model_id": spec.id, "dtype": spec.dtype,
         "seconds": round(seconds, 4), "source": "generated", "versions": versions, "created": now(),
+        "settings": settings_json(spec), "image_hash": content,
     }
 
 
@@ -274,12 +278,13 @@ def import_images(run, folder: str | Path, mapping: str | Path, replace: bool = 
     versions = json.dumps(package_versions(("act2i",)))
     rows = []
     for job, (image, source) in planned:
-        save_png(image, run.root / job.relpath, {**dict(zip(KEY, job.key)), "prompt": job.prompt, "source": "imported", "original": str(source)})
+        content = save_png(image, run.root / job.relpath, {**dict(zip(KEY, job.key)), "prompt": job.prompt,
+                                                            "source": "imported", "original": str(source)})
         rows.append({
             "model": job.model, "variant": job.variant, "id": job.id, "seed": job.seed, "prompt": job.prompt,
             "prompt_hash": prompt_hash(job.prompt), "path": job.relpath, "width": image.width, "height": image.height,
             "steps": None, "guidance": None, "model_id": "external", "dtype": None, "seconds": None,
-            "source": "imported", "versions": versions, "created": now(),
+            "source": "imported", "versions": versions, "created": now(), "settings": None, "image_hash": content,
         })
     append_rows(run.root, "import", rows)
     return merge_manifest(run.root)
