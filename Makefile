@@ -1,6 +1,7 @@
 # act2i: two commands on a fresh machine with Python 3.11 and pip.
 #   make test        create .venv, install, run the test suite
 #   make reproduce   create .venv, install, run the whole pipeline (PROFILE=smoke RUN=smoke)
+#   make lab         JupyterLab on notebooks/ with the `act2i` kernel
 
 PYTHON  ?= python3
 VENV    ?= .venv
@@ -11,13 +12,14 @@ TORCH   ?= torch==2.13.0
 PYTEST_ARGS ?=
 STAMP   := $(VENV)/.installed
 
-.PHONY: install test reproduce bench tiny clean browser
+.PHONY: install test reproduce bench tiny clean browser lab
 
 # torch goes first and pinned: a bare `torch` requirement would pull a multi-GB CUDA build.
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check "$(TORCH)"
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+	$(BIN)/python -m ipykernel install --sys-prefix --name act2i --display-name "act2i" >/dev/null
 	@touch $(STAMP)
 
 install: $(STAMP)
@@ -38,6 +40,10 @@ reproduce: $(STAMP)
 bench: $(STAMP)
 	@for b in generate clipscore vqa enrich reproduce; do \
 	  HF_HUB_OFFLINE=1 TRANSFORMERS_VERBOSITY=error $(BIN)/python benchmarks/bench_$$b.py || exit 1; done
+
+# JupyterLab on the notebooks, with this checkout's kernel (`act2i`); open runs/smoke/report.html beside it.
+lab: $(STAMP)
+	$(BIN)/jupyter lab notebooks/
 
 tiny: $(STAMP)
 	$(BIN)/act2i tiny

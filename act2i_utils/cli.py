@@ -5,6 +5,7 @@
     act2i run --run smoke --set generate.seeds=[1] --reconfigure   change an existing run's config
     act2i profile --profile paper [--set ...]      print the resolved profile
     act2i tiny [NAME ...]                          build the tiny offline models now
+    act2i figures --run smoke --name smoke         publish a run's figures into figures/smoke/
     act2i generate --run runs/NAME                 the generate stage alone; with many GPUs:
         accelerate launch --num_processes 4 -m act2i_utils.cli generate --run runs/NAME
     act2i import-images --run runs/NAME --folder DIR --mapping files.csv
@@ -112,6 +113,17 @@ def _cmd_annotate(args) -> None:
         print(f"act2i: stored {labelstudio.import_results(run.root, Path(args.file))} answers from {args.file}")
 
 
+def _cmd_figures(args) -> None:
+    from .analysis.publish import publish_figures
+    from .config import REPO_ROOT
+    from .runs import open_run
+
+    run = open_run(run_dir_for(args.run, args.runs_root), readonly=True)
+    target = Path(args.out or REPO_ROOT / "figures") / args.name
+    written = publish_figures(run, target, pdf=args.pdf)
+    print(f"act2i: published {len(written) - 1} files and SOURCE.md from {run.root} into {target}")
+
+
 def _cmd_profile(args) -> None:
     from . import config as cfg
     from .pipeline import check_profile
@@ -180,6 +192,14 @@ def build_parser() -> argparse.ArgumentParser:
     ann.add_argument("--file", help="Label Studio JSON export for labelstudio-import")
     ann.add_argument("--rotate", action="store_true", help="add-annotator: give an existing annotator a new link (the old one stops working)")
     ann.set_defaults(func=_cmd_annotate)
+
+    fig = sub.add_parser("figures", help="publish a run's figures into figures/NAME with a SOURCE.md")
+    fig.add_argument("--run", required=True, help="run name under --runs-root, or a path")
+    fig.add_argument("--runs-root", default="runs")
+    fig.add_argument("--name", required=True, help="folder under figures/ (e.g. smoke, paper-2026-11)")
+    fig.add_argument("--out", help="parent folder (default: the checkout's figures/)")
+    fig.add_argument("--pdf", action="store_true", help="copy the PDFs too (PNGs only by default, to stay small)")
+    fig.set_defaults(func=_cmd_figures)
 
     prof = sub.add_parser("profile", help="print a profile after overrides, validated")
     prof.add_argument("--profile", default="smoke")
