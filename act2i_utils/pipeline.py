@@ -69,7 +69,8 @@ def kernel_name() -> str:
     root = cache_dir() / "jupyter"
     spec_dir = root / "kernels" / name
     spec = {
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        # log level ERROR: the kernel's "running over TCP without encryption" notice is noise on a local run
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}", "--IPKernelApp.log_level=ERROR"],
         "display_name": f"act2i ({sys.executable})",
         "language": "python",
     }
@@ -101,6 +102,7 @@ def run_notebooks(
         "overrides": yaml.safe_dump(overrides, default_flow_style=True).strip() if overrides else "",
     }
     kernel = kernel_name()
+    os.environ["ACT2I_PROGRESS"] = "text"  # the kernels inherit it: bars that read finished in the saved notebooks
     run.notebooks.mkdir(parents=True, exist_ok=True)
     written = []
     for i, notebook in enumerate(notebooks, 1):

@@ -177,6 +177,13 @@ class Run(RunPaths):
     def provenance(self) -> dict:
         return read_json(self.provenance_path)
 
+    def settings(self, *sections: str) -> str:
+        """The resolved settings of these profile sections (all when none) as a short YAML block."""
+        data = self.config.to_dict()
+        if sections:
+            data = {name: data[name] for name in sections}
+        return cfg.dump_data(data)
+
     @contextlib.contextmanager
     def edit_provenance(self) -> Iterator[dict]:
         """Read-modify-write provenance.json under a lock (stages may run in several processes)."""

@@ -28,7 +28,8 @@ def test_notebook_is_thin_and_clean(path):
     tagged = [c for c in code if "parameters" in c.metadata.get("tags", [])]
     assert len(tagged) == 1 and tagged[0] is code[0]
     params = pm.inspect_notebook(str(path))
-    assert {"run_dir", "profile", "overrides"} <= set(params)
+    assert set(params) == ({"run_dir", "metric"} if path.name == "06_explore.ipynb" else {"run_dir", "profile", "overrides"})
+    assert nb.metadata["kernelspec"]["name"] == "act2i"
     for cell in code:
         for node in ast.walk(ast.parse(cell.source)):
             assert not isinstance(node, (ast.FunctionDef, ast.ClassDef)), "move functions into act2i_utils"
@@ -74,6 +75,22 @@ def test_reproduce_leaves_every_file_of_the_run_directory_contract(reproduced):
     assert {"acceptance.csv", "gains.csv", "paired_variants.csv"} <= {p.name for p in run_dir.glob("tables/*.csv")}
     report = (run_dir / "report.html").read_text()
     assert "Random-weight models (smoke profile)" in report
+
+
+@pytest.mark.parametrize("name", [nb.name for nb in ALL if nb.name != "06_explore.ipynb"])
+def test_executed_notebooks_read_well(reproduced, name):
+    """No error, no stray `None`, progress bars that read finished, every figure the stage wrote shown."""
+    nb = nbformat.read(reproduced / "notebooks" / name, as_version=4)
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.output_type == "error"]
+    assert not [o for o in outputs if o.get("data", {}).get("text/plain") == "None"]
+    text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
+    assert "0/" not in text.replace("100%", "") or "100%" in text  # a bar that was saved finished, or none
+    assert "application/vnd.jupyter.widget-view+json" not in json.dumps(outputs)  # no widget bars frozen at 0 %
+    shown = sum("image/png" in o.get("data", {}) for o in outputs)
+    written = {"01_build_benchmark.ipynb": ["benchmark_labels"],
+               "05_analyze.ipynb": [p.stem for p in (reproduced / "figures").glob("*.png") if p.stem != "benchmark_labels"]}
+    assert shown >= len(written.get(name, []))
 
 
 def test_explore_notebook_executes(reproduced, tmp_path):

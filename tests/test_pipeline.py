@@ -35,6 +35,16 @@ def toy(tmp_path):
     return folder
 
 
+def test_act2i_run_prints_no_kernel_noise(tmp_path, toy):
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "act2i_utils.cli", "run", "--profile", "smoke", "--run", str(tmp_path / "r"),
+                          "--notebooks", str(toy), "--quiet"], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "without encryption" not in out.stdout + out.stderr and "WARNING" not in out.stdout + out.stderr
+
+
 def test_toy_pipeline_runs_in_order(tmp_path, toy):
     run = open_run(tmp_path / "run", "smoke", {"generate": {"seeds": [5, 6]}})
     written = run_notebooks(run, stage_notebooks(toy), profile="smoke", overrides={"generate": {"seeds": [5, 6]}},

@@ -59,13 +59,13 @@ def enrich(table: pd.DataFrame, backend, *, dimensions: list[str], custom: dict 
     Each rewrite is cleaned and checked; a flagged one is retried (a new attempt, new seed)
     up to `max_retries` times, then the best attempt is kept with its flags.
     """
-    from tqdm.auto import tqdm
+    from ..progress import progress_bar
 
     cache = cache if cache is not None else JsonlCache(None)
     rows = table.to_dict("records")
     jobs = [RewriteJob(row, dim, s, instruction(dim, custom)) for dim in dimensions for row in rows for s in range(n_samples)]
     settings = {**backend.settings(), "seed": seed}
-    bar = tqdm(total=len(jobs), desc=f"enrich ({backend.name})", disable=not progress, unit="rewrite")
+    bar = progress_bar(total=len(jobs), desc=f"enrich ({backend.name})", disable=not progress, unit="rewrite")
     pending = jobs
     for attempt in range(max_retries + 1):
         requests = [_request(job, attempt, seed) for job in pending]

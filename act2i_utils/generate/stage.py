@@ -159,7 +159,7 @@ def _check_writable(folder: Path) -> None:
 
 def _generate_model(run, spec: ModelSpec, batches: list[list[ImageJob]], device: str, cfg, part: str, progress: bool,
                     pipe=None) -> None:
-    from tqdm.auto import tqdm
+    from ..progress import progress_bar
 
     given = pipe is not None
     pipe = pipe if given else load_pipeline(spec, device=device, options=cfg, run=run)
@@ -172,7 +172,7 @@ def _generate_model(run, spec: ModelSpec, batches: list[list[ImageJob]], device:
     try:
         for variant, variant_batches in groups.items():
             total = sum(len(b) for b in variant_batches)
-            with tqdm(total=total, desc=f"{spec.label} / {variant}", unit="img", disable=not progress) as bar:
+            with progress_bar(total=total, desc=f"{spec.label} / {variant}", unit="img", disable=not progress) as bar:
                 for batch in variant_batches:
                     for chunk, images, seconds in _run_batch(pipe, batch, kwargs, size):
                         rows = [_save(run.root, job, image, spec, seconds / len(chunk), versions)
