@@ -120,10 +120,18 @@ class GenerateConfig:
     cpu_offload: bool = False
     vae_slicing: bool = False
     vae_tiling: bool = False
-    attention_backend: str | None = None  # e.g. "flash", "sage"; None keeps the default
-    compile: bool = False  # torch.compile the denoiser
+    attention_backend: str | None = None  # diffusers' name, e.g. "_native_cudnn", "_flash_3", "sage"; None keeps the default
+    compile: bool = False  # torch.compile the denoiser (the same as compile_mode: default)
     cpu_threads: int | None = spec(None, expect="a positive integer or null", check=positive)  # the same in every process
     fuse_qkv: bool = False  # fuse the attention's q, k, v projections into one matmul (SD3: +22 % on an H200)
+    # Output-preserving speed-ups (benchmarks/README.md measures each, with its pixel difference):
+    compile_mode: Literal["default", "max-autotune"] | None = None  # torch.compile the denoiser; max-autotune tunes its matmuls
+    compile_scope: Literal["model", "blocks"] = "model"  # blocks: compile the repeated transformer block once for all layers
+    compile_cache_dir: str | None = None  # inductor's graph and autotune cache; null: $ACT2I_CACHE/inductor, kept across runs
+    cuda_graphs: bool = False  # replay the compiled denoiser as CUDA graphs (needs compile_mode, CUDA only)
+    # Opt-in modes that CHANGE the images (never in the paper profile):
+    fp8: bool = False  # float8 matmuls in the denoiser (torchao, a GPU of compute capability 8.9+)
+    step_cache: float | None = spec(None, expect="a positive number or null", check=positive)  # diffusers' first-block cache threshold, e.g. 0.05-0.2
 
 
 @dataclass(frozen=True)
@@ -136,6 +144,20 @@ class EvaluateConfig:
     reference_dir: str | None = None  # folder of real frames per action, e.g. from Animal Kingdom
     batch_size: int = spec(16, expect="a positive integer", check=positive)
     detection_threshold: float = spec(0.1, expect="a number in (0, 1]", check=unit_interval)
+    # geo_topology: boxes "touch" when their gap is at most this share of their size
+    contact_tolerance: float = spec(0.1, expect="a number >= 0", check=non_negative)
+    # PickScore_v1 ships no processor of its own: its model card takes the one of the CLIP it was tuned from
+    pickscore_model: str = "yuvalkirstain/PickScore_v1"
+    pickscore_processor: str | None = "laion/CLIP-ViT-H-14-laion2B-s32B-b79K"  # null: the model's own folder
+    # vlm_api: a vision-language judge behind an OpenAI-compatible server (vLLM, SGLang, ...); docs/judges.md
+    vlm_api_model: str = "Qwen/Qwen3-VL-8B-Instruct"  # the name the server serves it under
+    vlm_api_base_url: str | None = None  # e.g. http://localhost:8000/v1
+    vlm_api_key_env: str = "OPENAI_API_KEY"  # the key is read from this variable, never stored
+    vlm_api_concurrency: int = spec(8, expect="a positive integer", check=positive)
+    vlm_api_timeout_s: float = spec(60.0, expect="a positive number", check=positive)
+    vlm_api_max_retries: int = spec(4, expect="an integer >= 0", check=non_negative)
+    vlm_api_top_logprobs: int = spec(20, expect="a positive integer", check=positive)  # OpenAI and vLLM allow 20
+    vlm_api_samples: int = spec(10, expect="a positive integer", check=positive)  # answers sampled without logprobs
 
 
 @dataclass(frozen=True)
@@ -379,3 +401,17 @@ def _display(path: Path) -> Path:
 
 def dump(profile: Profile) -> str:
     return yaml.safe_dump(profile.to_dict(), sort_keys=False, allow_unicode=True)
+
+
+def dump_data(data: dict) -> str:
+    """YAML for reading in a notebook: keys in schema order, short lists on one line."""
+
+    class Dumper(yaml.SafeDumper):
+        pass
+
+    def short_lists(dumper, value):
+        flow = len(value) <= 8 and all(isinstance(v, (str, int, float, bool)) for v in value)
+        return dumper.represent_sequence("tag:yaml.org,2002:seq", value, flow_style=flow)
+
+    Dumper.add_representer(list, short_lists)
+    return yaml.dump(data, Dumper=Dumper, sort_keys=False, allow_unicode=True)
