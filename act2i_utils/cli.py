@@ -9,6 +9,7 @@
     act2i generate --run runs/NAME                 the generate stage alone; with many GPUs:
         accelerate launch --num_processes 4 -m act2i_utils.cli generate --run runs/NAME
     act2i import-images --run runs/NAME --folder DIR --mapping files.csv
+    act2i annotate plan --budget 400 --run runs/NAME   choose the images people judge (PPI)
     act2i annotate serve|add-annotator NAME|export|status --run runs/NAME
 """
 
@@ -86,7 +87,15 @@ def _cmd_annotate(args) -> None:
     run = open_run(run_dir_for(args.run, args.runs_root), readonly=readonly, command=None if readonly else _command(args))
     overlap = args.overlap or run.config.annotate.overlap
     seed = run.config.annotate.seed
-    if args.action == "serve":
+    if args.action == "plan":
+        from .annotate.plan import plan
+
+        if not args.budget:
+            raise Act2iError("plan needs --budget: how many images people will judge, e.g. --budget 400.")
+        chosen = plan(run, args.budget, metric=args.metric)
+        print(f"act2i: {int(chosen['selected'].sum())} of {len(chosen)} images chosen for people "
+              f"(expected {chosen['inclusion_prob'].sum():.0f}) -> {run.annotation_plan_path}; `annotate serve` serves them")
+    elif args.action == "serve":
         print(study.serve_banner(args.host, args.port))
         study.serve(run.root, args.host, args.port, overlap, seed)
     elif args.action == "add-annotator":
@@ -181,7 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
     imp.set_defaults(func=_cmd_import_images)
 
     ann = sub.add_parser("annotate", help="the human study: serve, add-annotator, export, status, Label Studio")
-    ann.add_argument("action", choices=["serve", "add-annotator", "export", "status", "labelstudio-export", "labelstudio-import"])
+    ann.add_argument("action", choices=["plan", "serve", "add-annotator", "export", "status", "labelstudio-export",
+                                        "labelstudio-import"])
     ann.add_argument("name", nargs="?", help="annotator name (add-annotator)")
     ann.add_argument("--run", required=True, help="run name under --runs-root, or a path")
     ann.add_argument("--runs-root", default="runs")
@@ -190,6 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
     ann.add_argument("--overlap", type=int, default=None, help="annotators per image (default: annotate.overlap)")
     ann.add_argument("--out", help="folder for labelstudio-export (default: runs/NAME/labelstudio)")
     ann.add_argument("--file", help="Label Studio JSON export for labelstudio-import")
+    ann.add_argument("--budget", type=int, help="plan: how many images people will judge")
+    ann.add_argument("--metric", help="plan: the judge whose uncertainty guides the plan (default: analyze.judge_metric)")
     ann.add_argument("--rotate", action="store_true", help="add-annotator: give an existing annotator a new link (the old one stops working)")
     ann.set_defaults(func=_cmd_annotate)
 

@@ -129,6 +129,10 @@ class RunPaths:
     def annotations_csv_path(self) -> Path:
         return self.root / "annotations.csv"
 
+    @property
+    def annotation_plan_path(self) -> Path:
+        return self.root / "annotation_plan.parquet"
+
     # -- analyze
     @property
     def figures(self) -> Path:

@@ -9,6 +9,7 @@ the stage writing it and every stage reading it both call.
 | scores | `scores.parquet` | (image, metric): a judge's value |
 | detections | `detections.parquet` | box a detector kept for an agent of an image |
 | annotations | `annotations.parquet` | live answer of one annotator about one image |
+| annotation_plan | `annotation_plan.parquet` | image: its chance of being sent to people, and whether it was |
 | acceptance | (in memory; `tables/acceptance.csv` summarises it) | image: accepted 0/1, from people or a judge |
 
 The benchmark table keeps the published AcT2I schema, so the official prompt file loads as is:
@@ -260,6 +261,7 @@ ANNOTATIONS = Table(
      "created"],
     key=["annotator", "image_id"],
 )
+ANNOTATION_PLAN = Table("annotation_plan", KEY + ["stratum", "inclusion_prob", "selected"], key=KEY)
 ACCEPTANCE = Table("acceptance", KEY + ["accepted"], key=KEY, extra_prefix="")  # people add accept_share, annotators
 
 

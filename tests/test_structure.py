@@ -26,7 +26,7 @@ ALLOWED_STAGE_IMPORTS = {
 CONTRACT_NAMES = ("config.yaml", "provenance.json", "benchmark.parquet", "benchmark_enriched.parquet",
                   "prompts.parquet", "enrich_cache.jsonl", "manifest.parquet", "manifest.parts", "scores.parquet",
                   "scores_cache.jsonl", "detections.parquet", "annotations.sqlite", "annotations.parquet",
-                  "annotations.csv", "report.html")
+                  "annotations.csv", "annotation_plan.parquet", "report.html")
 
 
 def module_name(path: Path) -> str:

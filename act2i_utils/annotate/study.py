@@ -14,9 +14,9 @@ import pandas as pd
 
 from ..errors import InputError
 from ..fileio import atomic_path
-from ..manifest import read_manifest
+from ..manifest import configured_images
 from ..runs import RunPaths
-from ..schema import ANNOTATIONS
+from ..schema import ANNOTATION_PLAN, ANNOTATIONS, KEY
 from . import storage
 from .agreement import agreement, per_annotator
 
@@ -39,10 +39,15 @@ def prepare_study(run_root: Path, overlap: int, seed: int = 0) -> Path:
 
     `overlap` (annotators per image) may rise during a study, never fall: a lower one than the
     study's is refused with an InputError, since it would take images from people mid-study."""
+    from ..runs import open_run
+
     paths = RunPaths(run_root)
-    manifest = read_manifest(paths.root)
+    manifest, _ = configured_images(open_run(paths.root, readonly=True))  # what the run's config names
+    if paths.annotation_plan_path.is_file():  # `act2i annotate plan` chose which images people see
+        chosen = ANNOTATION_PLAN.read(paths.annotation_plan_path)
+        manifest = manifest.merge(chosen.loc[chosen["selected"], KEY], on=KEY)
     if manifest.empty:
-        raise InputError(f"{run_root} has no images yet; run the generate stage before starting a study.")
+        raise InputError(f"{run_root} has no images to judge yet; run the generate stage before starting a study.")
     bench = pd.read_parquet(paths.require(paths.benchmark_path))
     db = paths.annotations_db_path
     storage.init_db(db)
