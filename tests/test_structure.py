@@ -15,7 +15,7 @@ PACKAGE = REPO / "act2i_utils"
 # Stage packages meet only in the run directory; the exceptions are named in ALLOWED_STAGE_IMPORTS.
 LAYERS = {
     "foundation": {"errors", "fileio", "typed"},
-    "core": {"config", "schema", "cache", "runs", "models", "tiny", "registry", "manifest"},
+    "core": {"config", "schema", "cache", "runs", "models", "tiny", "registry", "manifest", "openai_client", "progress"},
     "stages": {"benchmark", "enrich", "generate", "evaluate", "annotate", "analysis"},
     "entry": {"pipeline", "cli"},
 }
