@@ -4,20 +4,18 @@
   left padding, and sampling seeded per request (the same request gives the same answer in
   any batch).
 - `openai`: any OpenAI-compatible chat-completions server (vLLM, Ollama, llama.cpp, TGI,
-  OpenAI), bounded concurrency, timeouts, retries with backoff on 429 and 5xx.
+  OpenAI) through `act2i_utils.openai_client` (bounded concurrency, timeouts, retries with
+  backoff on 429 and 5xx, the key from an environment variable), shared with the API judge.
 - `kb`: the offline knowledge-base enricher (`kb.py`), no model at all.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
-import random
-import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from ..errors import Act2iError
+from ..openai_client import ChatClient
 
 
 class EnrichError(Act2iError):
@@ -137,7 +135,7 @@ class RowSampler:
 
 
 class OpenAIBackend:
-    """Chat completions from any OpenAI-compatible server."""
+    """Chat completions from any OpenAI-compatible server, through the shared `ChatClient`."""
 
     name = "openai"
     backoff_s = 1.0  # first wait after a 429 or 5xx; doubles each retry
@@ -154,86 +152,17 @@ class OpenAIBackend:
         return {"temperature": self.temperature, "top_p": self.top_p, "max_new_tokens": self.max_new_tokens}
 
     def generate(self, requests: list[Request]) -> list[str]:
-        import httpx
+        client = ChatClient(self.base_url, api_key_env=self.api_key_env, concurrency=self.concurrency,
+                            timeout_s=self.timeout_s, max_retries=self.max_retries, settings="enrich.", error=EnrichError)
+        client.backoff_s, client.max_backoff_s = self.backoff_s, self.max_backoff_s
+        return client.map(lambda r: self._complete(client, r), requests)
 
-        headers = {"Content-Type": "application/json"}
-        key = os.environ.get(self.api_key_env)
-        if key:
-            headers["Authorization"] = f"Bearer {key}"
-        with httpx.Client(headers=headers, timeout=self.timeout_s) as client:
-            with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-                return list(pool.map(lambda r: self._complete(client, r), requests))
-
-    def _complete(self, client, request: Request) -> str:
+    def _complete(self, client: ChatClient, request: Request) -> str:
         body = {"model": self.model_ref, "messages": request.messages(), "temperature": self.temperature,
                 "top_p": self.top_p, "max_tokens": self.max_new_tokens, "seed": request.seed}
-        for attempt in range(self.max_retries + 1):
-            try:
-                return self._post(client, body)
-            except _Transient as failure:
-                if attempt == self.max_retries:
-                    raise EnrichError(failure.give_up(self.base_url, attempt + 1, self.timeout_s)) from None
-                self._wait(attempt, failure.retry_after)
-        raise AssertionError("unreachable")
-
-    def _post(self, client, body: dict) -> str:
-        """One request: the answer's text, a `_Transient` failure worth retrying, or an EnrichError."""
-        import httpx
-
+        reply = client.complete(body)
         try:
-            response = client.post(f"{self.base_url}/chat/completions", json=body)
-        except httpx.ConnectError:
-            raise _Transient("unreachable") from None
-        except httpx.TimeoutException:
-            raise _Transient("timeout") from None
-        status = response.status_code
-        if status in (401, 403):
-            raise EnrichError(
-                f"The server at {self.base_url} refused the API key ({status}); set a valid key in the "
-                f"environment variable {self.api_key_env} (currently {'set' if os.environ.get(self.api_key_env) else 'unset'})."
-            )
-        if status == 429 or status >= 500:
-            raise _Transient(f"HTTP {status}", response.headers.get("retry-after"))
-        if status >= 400:
-            raise EnrichError(f"The server at {self.base_url} rejected the request (HTTP {status}: {_server_message(response)}); "
-                              f"check enrich.model ('{self.model_ref}') and the sampling settings.")
-        try:
-            return response.json()["choices"][0]["message"]["content"] or ""
-        except (ValueError, KeyError, IndexError, TypeError):
+            return reply["choices"][0]["message"]["content"] or ""
+        except (KeyError, IndexError, TypeError):
             raise EnrichError(f"The server at {self.base_url} answered without choices[0].message.content; "
                               "is it an OpenAI-compatible chat-completions endpoint?") from None
-
-    def _wait(self, attempt: int, retry_after: str | None) -> None:
-        delay = self.backoff_s * 2 ** attempt
-        if retry_after:
-            try:
-                delay = float(retry_after)
-            except ValueError:
-                pass
-        time.sleep(min(delay * (1 + 0.1 * random.random()), self.max_backoff_s))
-
-
-class _Transient(Exception):
-    """A failure that may pass: refused connection, timeout, 429 or 5xx."""
-
-    def __init__(self, kind: str, retry_after: str | None = None):
-        super().__init__(kind)
-        self.kind, self.retry_after = kind, retry_after
-
-    def give_up(self, base_url: str, tries: int, timeout_s: float) -> str:
-        if self.kind == "unreachable":
-            return (f"Could not reach the OpenAI-compatible server at {base_url} (connection refused); "
-                    "start the server or correct enrich.base_url.")
-        if self.kind == "timeout":
-            return (f"The server at {base_url} gave no answer within {timeout_s:g} s after {tries} tries; "
-                    "raise enrich.timeout_s, lower enrich.concurrency, or check the server.")
-        return f"The server at {base_url} kept answering {self.kind} after {tries} tries; try again later."
-
-
-def _server_message(response) -> str:
-    try:
-        error = response.json().get("error")
-        message = error.get("message") if isinstance(error, dict) else error
-        return str(message or response.text)[:200]
-    except ValueError:
-        return response.text[:200]

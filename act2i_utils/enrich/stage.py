@@ -18,18 +18,19 @@ from ..fileio import write_parquet
 from ..schema import PROMPTS, validate_benchmark
 from .backends import OpenAIBackend, Request, TransformersBackend, request_seed
 from .budget import add_token_counts
-from .checks import badness, check, clean
+from .checks import badness, check, clean_and_check
 from .dimensions import STANDARD, dimension_hash, instruction
 from .kb import KnowledgeBaseBackend
 
 LABEL_COLUMNS = ("emotional_valence", "spatial_topology", "temporal_extent")
 
 
-def make_backend(cfg, *, device: str = "cpu", agents: str = "animals", run=None, name: str | None = None):
-    """The backend named by the profile's `enrich` section (or `name`, e.g. its fallback backend)."""
+def make_backend(cfg, *, device: str = "cpu", agents: str = "animals", run=None, name: str | None = None, budget=None):
+    """The backend named by the profile's `enrich` section (or `name`, e.g. its fallback backend);
+    the knowledge base writes within `budget` (the T2I models' token budget)."""
     name = name or cfg.backend
     if name == "kb":
-        return KnowledgeBaseBackend(agents)
+        return KnowledgeBaseBackend(agents, budget=budget)
     sampling = dict(temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens)
     if name == "transformers":
         return TransformersBackend(cfg.model, dtype=cfg.dtype, device_map=cfg.device_map, device=device, run=run, **sampling)
@@ -80,8 +81,7 @@ def enrich(table: pd.DataFrame, backend, *, dimensions: list[str], custom: dict 
         retry = []
         for job, key in zip(pending, keys):
             raw = cache.get(key)
-            text = clean(raw)
-            flags = check(text, job.row["base_prompt"], (job.row.get("animal1"), job.row.get("animal2")), budget)
+            text, flags = clean_and_check(raw, job.row["base_prompt"], (job.row.get("animal1"), job.row.get("animal2")), budget)
             job.attempts.append((raw, text, flags))
             if flags and attempt < max_retries:
                 retry.append(job)
@@ -148,7 +148,7 @@ def run(run, progress: bool = True) -> pd.DataFrame:
 
         def rewrite(rows: pd.DataFrame, dimensions: list[str], name: str | None = None) -> pd.DataFrame:
             backend = make_backend(cfg, device=resolve_device(run.config.device), agents=run.config.benchmark.agents,
-                                   run=run, name=name)
+                                   run=run, name=name, budget=budget)
             return enrich(rows, backend, dimensions=dimensions, custom=cfg.custom_dimensions, n_samples=cfg.n_samples,
                           seed=cfg.seed, max_retries=cfg.max_retries, batch_size=cfg.batch_size,
                           cache=JsonlCache(run.enrich_cache_path), budget=budget, progress=progress)
