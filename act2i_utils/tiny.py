@@ -426,6 +426,46 @@ def _build_vlm(out: Path) -> None:
     processor.save_pretrained(out)
 
 
+def _build_pickscore(out: Path) -> None:
+    """A stand-in for PickScore_v1: a CLIP model with its own seed and PickScore's logit scale (about 100)."""
+    import torch
+    from transformers import CLIPConfig, CLIPModel, CLIPProcessor
+
+    cfg = CLIPConfig(text_config=_clip_text_config(), vision_config=_vision_config(), projection_dim=32,
+                     logit_scale_init_value=math.log(100.0))
+    torch.manual_seed(1)  # not tiny:clip's weights
+    CLIPModel(cfg).save_pretrained(out)
+    CLIPProcessor(image_processor=_clip_image_processor(), tokenizer=clip_tokenizer()).save_pretrained(out)
+
+
+def _bert_tokenizer():
+    """A WordPiece tokenizer (BERT's, lower case) over the corpus's words, for Grounding DINO's text side."""
+    from transformers import BertTokenizerFast
+
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    words = [w for w in sorted(_word_counts(lowercase=True)) if w not in specials]
+    return BertTokenizerFast(vocab={w: i for i, w in enumerate(specials + words)}, do_lower_case=True)
+
+
+def _build_grounding_dino(out: Path) -> None:
+    from transformers import (GroundingDinoConfig, GroundingDinoForObjectDetection, GroundingDinoImageProcessorPil,
+                              GroundingDinoProcessor)
+
+    tok = _bert_tokenizer()
+    cfg = GroundingDinoConfig(
+        backbone_config=dict(model_type="swin", image_size=32, patch_size=4, embed_dim=8, depths=[1, 1], num_heads=[1, 1],
+                             window_size=2, out_features=["stage1", "stage2"]),
+        text_config=dict(model_type="bert", vocab_size=len(tok), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                         intermediate_size=16, max_position_embeddings=64),
+        d_model=32, encoder_layers=1, decoder_layers=2, encoder_attention_heads=2, decoder_attention_heads=2,
+        encoder_ffn_dim=32, decoder_ffn_dim=32, num_queries=10, num_feature_levels=2, encoder_n_points=2,
+        decoder_n_points=2, max_text_len=32, use_timm_backbone=False, use_pretrained_backbone=False,
+    )  # d_model: a multiple of 32 (GroupNorm); decoder_layers >= 2 (the box heads are tied from the second on)
+    _seeded(lambda: GroundingDinoForObjectDetection(cfg)).save_pretrained(out)
+    image_processor = GroundingDinoImageProcessorPil(size={"shortest_edge": 32, "longest_edge": 32})
+    GroundingDinoProcessor(image_processor=image_processor, tokenizer=tok).save_pretrained(out)
+
+
 BUILDERS: dict[str, Callable[[Path], None]] = {
     "sd": _build_sd,
     "sdxl": _build_sdxl,
@@ -436,6 +476,8 @@ BUILDERS: dict[str, Callable[[Path], None]] = {
     "owlv2": _build_owlv2,
     "dinov2": _build_dinov2,
     "vlm": _build_vlm,
+    "pickscore": _build_pickscore,
+    "grounding_dino": _build_grounding_dino,
 }
 
 DESCRIPTIONS = {
@@ -448,6 +490,8 @@ DESCRIPTIONS = {
     "owlv2": "OWLv2 open-vocabulary detector with its processor",
     "dinov2": "DINOv2 image encoder with its processor",
     "vlm": "LLaVA vision-language model that answers questions about an image",
+    "pickscore": "PickScore-style CLIP preference model (logit scale 100) with its processor",
+    "grounding_dino": "Grounding DINO zero-shot detector (Swin, BERT) with its processor",
 }
 
 

@@ -1,5 +1,6 @@
 """Automatic judges on the tiny models: CLIPScore against torchmetrics, VQA against a hand
-computation, detection, action classification, reference similarity, caching and errors."""
+computation, Soft-TIFA over the VQA atoms, detection (OWLv2, Grounding DINO) with interaction
+geometry, PickScore, action classification, reference similarity, caching and errors."""
 
 import numpy as np
 import pandas as pd
@@ -14,6 +15,8 @@ from act2i_utils.enrich import enrich
 from act2i_utils.enrich.kb import KnowledgeBaseBackend
 from act2i_utils.errors import ConfigError, InputError, ModelLoadError
 from act2i_utils.evaluate import judges as judge_module
+from act2i_utils.evaluate.atoms import soft_tifa
+from act2i_utils.evaluate.geometry import interaction_geometry
 from act2i_utils.evaluate.questions import action_caption, vqa_questions, with_article
 from act2i_utils.manifest import read_manifest
 from act2i_utils.runs import open_run
@@ -26,7 +29,8 @@ def scored(tmp_path_factory):
     """A small run: 3 prompts x (base, temporal) x 1 seed, every judge."""
     root = tmp_path_factory.mktemp("eval") / "run"
     run = open_run(root, "smoke", {"generate": {"seeds": [42], "variants": ["base", "temporal"]},
-                                   "evaluate": {"metrics": ["clipscore", "vqa", "detection", "action_clip"], "batch_size": 4}})
+                                   "evaluate": {"metrics": ["clipscore", "vqa", "detection", "action_clip", "pickscore"],
+                                                "batch_size": 4}})
     bench = build_benchmark(seed=0, n_per_action=1)
     bench.to_parquet(run.benchmark_path)
     enrich(bench.head(3), KnowledgeBaseBackend(), dimensions=["temporal"], progress=False).to_parquet(run.prompts_path)
@@ -38,13 +42,16 @@ def test_scores_table_is_long_and_complete(scored):
     run, scores = scored
     assert list(scores.columns) == ["model", "variant", "id", "seed", "metric", "value", "judge"]
     per_image = scores.groupby(["model", "variant", "id", "seed"])["metric"].apply(set)
-    expected = {"clipscore", "vqa", "vqa_agent1", "vqa_agent2", "vqa_action", "vqa_reversed",
-                "det_agent1", "det_agent2", "det_both", "action_rank", "action_top1", "action_top5"}
-    assert len(per_image) == 6 and all(s == expected for s in per_image)
+    expected = {"clipscore", "vqa", "vqa_agent1", "vqa_agent2", "vqa_event", "vqa_action", "vqa_reversed",
+                "soft_tifa_am", "soft_tifa_gm", "soft_tifa_dsg", "det_agent1", "det_agent2", "det_both", "geo_agents",
+                "action_rank", "action_top1", "action_top5", "pickscore"}
+    with_both_agents = {"geo_iou", "geo_contact", "geo_topology"}  # only where both agents are found
+    assert len(per_image) == 6 and all(expected <= s <= expected | with_both_agents for s in per_image)
+    assert with_both_agents & set(scores["metric"])  # the smoke detector finds both agents in some images
     assert pd.read_parquet(run.scores_path).equals(scores)
     assert run.provenance()["stages"]["evaluate"]["status"] == "done"
     table = evaluate.summary(scores)
-    assert table.shape == (2, len(expected))
+    assert table.shape == (2, scores["metric"].nunique())
 
 
 def test_clipscore_equals_torchmetrics(scored):
@@ -71,13 +78,13 @@ def test_vqa_probability_by_hand(scored):
     bench = pd.read_parquet(run.benchmark_path).set_index("id").loc[row.id]
     folder = tiny_path("vlm")
     model, processor = LlavaForConditionalGeneration.from_pretrained(folder), AutoProcessor.from_pretrained(folder)
-    question = f"Is the {bench.animal1} {bench.action} the {bench.animal2}? Please answer yes or no."
+    question = f"Is {bench.action_template.format(a='the ' + bench.animal1, b='the ' + bench.animal2)}? Please answer yes or no."
     messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}]
     text = processor.apply_chat_template(messages, add_generation_prompt=True)
     image = Image.open(run.root / f"images/{row.model}/{row.variant}/{row.id}_{row.seed}.png").convert("RGB")
     with torch.no_grad():
         logits = model(**processor(images=[image], text=[text], return_tensors="pt")).logits[0, -1]
-    yes = processor.tokenizer.convert_tokens_to_ids("Yes")
+    yes = processor.tokenizer("Yes", add_special_tokens=False).input_ids[0]  # VQAScore: the first token of "Yes"
     assert row.value == pytest.approx(torch.softmax(logits, -1)[yes].item(), rel=1e-4)
 
 
@@ -96,12 +103,16 @@ def test_vqa_batched_equals_one_by_one(scored):
 def test_decomposed_questions():
     q = vqa_questions("a wolf chasing an elk", "wolf", "elk", "chasing")
     assert q == {
-        "vqa": "Does this figure show 'a wolf chasing an elk'? Please answer yes or no.",
+        "vqa": 'Does this figure show "a wolf chasing an elk"? Please answer yes or no.',  # VQAScore's template exactly
         "vqa_agent1": "Is there a wolf in this image? Please answer yes or no.",
         "vqa_agent2": "Is there an elk in this image? Please answer yes or no.",
+        "vqa_event": "Does this image show something chasing something else? Please answer yes or no.",
         "vqa_action": "Is the wolf chasing the elk? Please answer yes or no.",
         "vqa_reversed": "Is the elk chasing the wolf? Please answer yes or no.",
     }
+    carrying = vqa_questions("a horse carrying a goat on its back", "horse", "goat", "carrying", "{a} carrying {b} on its back")
+    assert carrying["vqa_action"] == "Is the horse carrying the goat on its back? Please answer yes or no."
+    assert carrying["vqa_event"] == "Does this image show something carrying something else on its back? Please answer yes or no."
     assert list(vqa_questions("a robot", None, None, None)) == ["vqa"]
     assert with_article("ostrich") == "an ostrich" and with_article("hyena") == "a hyena"
     template = "{a} carrying {b} on its back"  # the benchmark row's action_template
@@ -123,6 +134,63 @@ def test_detection_shape_and_threshold(scored):
     best_of_agent = boxes.groupby(["variant", "id", "agent"])["score"].transform("max")
     below = boxes["score"] < threshold
     assert (boxes.loc[below, "score"] == best_of_agent[below]).all()  # below the threshold: only the best box
+
+
+def test_soft_tifa_comes_from_the_vqa_atoms(scored):
+    run, scores = scored
+    bench = pd.read_parquet(run.benchmark_path).set_index("id")
+    wide = scores.pivot_table(index=["variant", "id"], columns="metric", values="value")
+    for (variant, prompt_id), row in wide.iterrows():
+        expected = soft_tifa(row.to_dict(), bench.loc[prompt_id, "action"])
+        assert row[list(expected)].to_dict() == pytest.approx(expected, abs=1e-12)
+    assert (wide["soft_tifa_gm"] <= wide["soft_tifa_am"] + 1e-12).all()
+    assert (wide["soft_tifa_dsg"] <= wide["soft_tifa_am"] + 1e-12).all()
+
+
+def test_geometry_comes_from_the_boxes(scored):
+    run, scores = scored
+    bench = pd.read_parquet(run.benchmark_path).set_index("id")
+    boxes = pd.read_parquet(run.detections_path)
+    cfg = run.config.evaluate
+    geo = scores[scores["metric"].str.startswith("geo_")]
+    for (variant, prompt_id), found in geo.groupby(["variant", "id"]):
+        mine = boxes[(boxes["variant"] == variant) & (boxes["id"] == prompt_id)]
+        detections = [{"agent": r.agent, "score": r.score, "box": [r.x0, r.y0, r.x1, r.y1]} for r in mine.itertuples()]
+        expected = interaction_geometry(detections, cfg.detection_threshold, bench.loc[prompt_id, "spatial_topology"],
+                                        cfg.contact_tolerance)
+        assert dict(zip(found["metric"], found["value"])) == pytest.approx(expected)
+
+
+def test_grounding_dino_is_a_detector_too():
+    cfg = EvaluateConfig(detector_model="tiny:grounding_dino", detection_threshold=0.5)
+    (judge,) = evaluate.make_judges(cfg, "cpu", ["chasing"], ["detection"])
+    images = [Image.new("RGB", (48, 32), "red"), Image.new("RGB", (32, 32), "green")]
+    item = {"base_prompt": "a wolf chasing a deer", "animal1": "wolf", "animal2": "deer", "action": "chasing",
+            "spatial_topology": "pursuit"}
+    values = judge.score(images, [item, item])
+    for image, found in zip(images, values):
+        assert {b["agent"] for b in found["_boxes"]} == {1, 2}
+        for b in found["_boxes"]:
+            x0, y0, x1, y1 = b["box"]
+            assert -1 <= x0 <= x1 <= image.width + 1 and -1 <= y0 <= y1 <= image.height + 1
+        derived = judge.derive(found, item)
+        assert derived["geo_agents"] == (found["det_agent1"] >= 0.5) + (found["det_agent2"] >= 0.5)
+        assert "geo_topology" not in derived  # pursuit says nothing about contact
+
+
+def test_pickscore_by_hand(scored):
+    from transformers import CLIPModel, CLIPProcessor
+
+    run, scores = scored
+    row = scores[scores["metric"] == "pickscore"].iloc[0]
+    prompt = pd.read_parquet(run.benchmark_path).set_index("id").loc[row.id, "base_prompt"]
+    folder = tiny_path("pickscore")
+    model, processor = CLIPModel.from_pretrained(folder), CLIPProcessor.from_pretrained(folder)
+    image = Image.open(run.root / f"images/{row.model}/{row.variant}/{row.id}_{row.seed}.png").convert("RGB")
+    with torch.no_grad():
+        out = model(**processor(text=[prompt], images=[image], return_tensors="pt", padding=True))
+    assert row.value == pytest.approx(out.logits_per_image[0, 0].item(), rel=1e-5)  # logit_scale.exp() x cos
+    assert model.logit_scale.exp().item() == pytest.approx(100.0, rel=1e-5)
 
 
 def test_action_classification_by_hand(scored):
@@ -219,13 +287,16 @@ def test_one_line_score_equals_the_stage(scored):
     paths = [run.root / p for p in manifest["path"]]
     stage = scores.merge(manifest[KEY + ["path"]], on=KEY)
     stage = stage.assign(image=[str(run.root / p) for p in stage["path"]]).set_index(["image", "metric"])["value"]
-    for metric, model in (("clipscore", "tiny:clip"), ("vqa", "tiny:vlm")):
+    templates = evaluate.stage.action_templates(pd.read_parquet(run.benchmark_path))
+    for metric, model in (("clipscore", "tiny:clip"), ("vqa", "tiny:vlm"), ("detection", "tiny:owlv2")):
         ours = evaluate.score(paths, bench["base_prompt"].tolist(), metric=metric, model=model, batch_size=4,
                               animal1=bench["animal1"].tolist(), animal2=bench["animal2"].tolist(),
-                              action=bench["action"].tolist())
+                              action=bench["action"].tolist(), actions=templates,
+                              spatial_topology=bench["spatial_topology"].tolist())
         assert list(ours.columns) == ["image", "prompt", "metric", "value", "judge"] and set(ours["judge"]) == {model}
         ours = ours.set_index(["image", "metric"])["value"]
-        theirs = stage[stage.index.get_level_values("metric").str.startswith(metric)]
+        (judge,) = evaluate.make_judges(EvaluateConfig(**{evaluate.stage.JUDGES[metric][0]: model}), "cpu", templates, [metric])
+        theirs = stage[stage.index.get_level_values("metric").isin(judge.metrics)]
         assert sorted(ours.index) == sorted(theirs.index)
         assert np.allclose(ours.values, theirs.loc[ours.index].values, rtol=0, atol=1e-6), metric
 
@@ -238,7 +309,7 @@ def test_score_takes_pil_images_and_one_prompt_for_all():
 
 
 def test_list_metrics_names_every_judge():
-    assert evaluate.list_metrics() == ["clipscore", "vqa", "detection", "action_clip", "reference"]
+    assert evaluate.list_metrics() == ["clipscore", "vqa", "detection", "action_clip", "reference", "vlm_api", "pickscore"]
     assert evaluate.METRICS == tuple(evaluate.list_metrics())
 
 
@@ -258,10 +329,11 @@ def test_score_says_what_is_wrong(tmp_path):
 
 
 TINY_JUDGES = {"clip_model": "tiny:clip", "vqa_model": "tiny:vlm", "detector_model": "tiny:owlv2",
-               "reference_model": "tiny:dinov2"}
+               "reference_model": "tiny:dinov2", "pickscore_model": "tiny:pickscore", "pickscore_processor": None}
 
 
-@pytest.mark.parametrize("metric", evaluate.list_metrics())
+# vlm_api needs a server: tests/test_judges_api.py checks its interface
+@pytest.mark.parametrize("metric", [m for m in evaluate.list_metrics() if m != "vlm_api"])
 def test_every_judge_keeps_the_declared_interface(metric, tmp_path):
     for action in ("chasing", "biting"):
         (tmp_path / action).mkdir()

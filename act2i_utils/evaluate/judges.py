@@ -1,13 +1,20 @@
 """The automatic judges, all behind one interface (`Judge`). Each takes a batch of images with their
-benchmark rows ("items": base_prompt, animal1, animal2, action) and returns, per image, a dict of
-metric -> value (detection also returns its boxes under the private key `_boxes`).
+benchmark rows ("items": base_prompt, animal1, animal2, action, and where known action_template and
+spatial_topology) and returns, per image, a dict of metric -> value. Keys starting with "_" are
+private: detection's boxes (`_boxes`), and the judge as the scores table names it when it differs
+from the model (`_judge`, the API judge's sampled answers).
+
+A judge may also offer `derive(values, item)`: metrics computed from its cached answers (Soft-TIFA
+from the VQA atoms, interaction geometry from the boxes), so that they never cost a model call.
 
 | judge | metrics |
 |---|---|
 | clipscore | `clipscore`: 100 x max(cos, 0) between CLIP image and base-prompt embeddings (Hessel et al.) |
 | action_clip | `action_rank`, `action_top1`, `action_top5`: CLIP zero-shot over the benchmark's actions |
-| vqa | `vqa`, `vqa_agent1`, `vqa_agent2`, `vqa_action`, `vqa_reversed`: P("Yes") from a VLM |
-| detection | `det_agent1`, `det_agent2` (best OWLv2 score), `det_both` (both above the threshold) |
+| vqa | `vqa` and the atoms `vqa_agent1`, `vqa_agent2`, `vqa_event`, `vqa_action`, `vqa_reversed`: P("Yes") from a local VLM; `soft_tifa_am`, `soft_tifa_gm`, `soft_tifa_dsg` (atoms.py) |
+| vlm_api | the same metrics from a VLM behind an OpenAI-compatible server (api.py) |
+| detection | `det_agent1`, `det_agent2` (best score), `det_both` (both above the threshold); `geo_*` (geometry.py) |
+| pickscore | `pickscore`: PickScore's logit_scale x cos between image and base prompt (Kirstain et al. 2023) |
 | reference | `ref_similarity`: DINOv2 cosine to the centroid of real frames of the action |
 """
 
@@ -22,7 +29,11 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from ..models import load_model
+from .atoms import SOFT_TIFA, soft_tifa
+from .geometry import interaction_geometry
 from .questions import action_caption, vqa_questions, with_article
+
+VQA_METRICS = ("vqa", "vqa_agent1", "vqa_agent2", "vqa_event", "vqa_action", "vqa_reversed", *SOFT_TIFA)
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 
@@ -30,7 +41,9 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 @runtime_checkable
 class Judge(Protocol):
     """What every judge offers: its name, the metrics it emits, the model it runs, the text that
-    keys an item's judgement in the cache, and a batched `score`."""
+    keys an item's judgement in the cache, and a batched `score`. Optional: `derive(values, item)`
+    (metrics computed from the cached values) and `identity()` (what keys the cache instead of the
+    model's content hash, for a model served elsewhere)."""
 
     name: str
     metrics: tuple[str, ...]
@@ -51,13 +64,13 @@ def _features(output):
 class ClipJudge:
     """CLIP image and text embeddings, shared by clipscore and action_clip."""
 
-    def __init__(self, model: str, device: str, run=None):
+    def __init__(self, model: str, device: str, run=None, processor: str | None = None, what: str = "CLIP model"):
         import torch
         from transformers import AutoProcessor, CLIPModel
 
         self.model_ref, self.device = model, device
-        self.model = load_model(model, CLIPModel.from_pretrained, what="CLIP model", run=run).to(device).eval()
-        self.processor = load_model(model, AutoProcessor.from_pretrained, what="CLIP processor")
+        self.model = load_model(model, CLIPModel.from_pretrained, what=what, run=run).to(device).eval()
+        self.processor = load_model(processor or model, AutoProcessor.from_pretrained, what=f"{what}'s processor")
         self._text_cache: dict[str, torch.Tensor] = {}
 
     def image_embeddings(self, images):
@@ -99,6 +112,26 @@ class ClipScore:
         return [{"clipscore": float(100 * max(c, 0.0))} for c in cos.tolist()]
 
 
+class PickScore:
+    """PickScore_v1 (Kirstain et al. 2023), a CLIP model tuned on people's preferences between images:
+    logit_scale.exp() x cos(image, base prompt), as its model card computes it (about 20-23 for real images)."""
+
+    name = "pickscore"
+    metrics = ("pickscore",)
+
+    def __init__(self, model: str, device: str, processor: str | None = None, run=None):
+        self.clip = ClipJudge(model, device, run=run, processor=processor, what="PickScore model")
+        self.model_ref, self.processor_ref = model, processor
+        self.scale = float(self.clip.model.logit_scale.detach().exp())
+
+    def signature(self, item: dict) -> str:
+        return f"{item['base_prompt']}|{self.processor_ref or ''}"
+
+    def score(self, images, items):
+        cos = (self.clip.image_embeddings(images) * self.clip.text_embeddings([i["base_prompt"] for i in items])).sum(-1)
+        return [{"pickscore": self.scale * c} for c in cos.tolist()]
+
+
 class ActionClassifier:
     """Zero-shot: which of the benchmark's actions does CLIP see, with this image's agents?"""
 
@@ -128,11 +161,18 @@ class ActionClassifier:
         return out
 
 
+def item_questions(item: dict) -> dict[str, str]:
+    """The VQA questions of a benchmark row: its base prompt and its atoms."""
+    return vqa_questions(item["base_prompt"], item.get("animal1"), item.get("animal2"), item.get("action"),
+                         item.get("action_template"))
+
+
 class VqaJudge:
-    """P("Yes") from a vision-language model, as in VQAScore, for the whole prompt and its parts."""
+    """P("Yes") from a local vision-language model, as in VQAScore, for the whole prompt and its atoms;
+    Soft-TIFA over the atoms (`derive`)."""
 
     name = "vqa"
-    metrics = ("vqa", "vqa_agent1", "vqa_agent2", "vqa_action", "vqa_reversed")
+    metrics = VQA_METRICS
 
     def __init__(self, model: str, device: str, run=None):
         import torch
@@ -151,7 +191,7 @@ class VqaJudge:
 
     @staticmethod
     def questions(item: dict) -> dict[str, str]:
-        return vqa_questions(item["base_prompt"], item["animal1"], item["animal2"], item["action"])
+        return item_questions(item)
 
     def prompt(self, question: str) -> str:
         messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}]
@@ -159,8 +199,8 @@ class VqaJudge:
             return self.processor.apply_chat_template(messages, add_generation_prompt=True)
         return f"USER: <image>\n{question} ASSISTANT:"  # LLaVA-1.5's format
 
-    def yes_probabilities(self, images, questions: list[str]) -> list[float]:
-        """P(first answer token is "Yes") for each (image, question) pair, in one forward pass."""
+    def next_token_probabilities(self, images, questions: list[str]):
+        """The distribution of the first answer token for each (image, question) pair, in one forward pass."""
         import torch
 
         inputs = self.processor(images=images, text=[self.prompt(q) for q in questions], return_tensors="pt",
@@ -169,7 +209,11 @@ class VqaJudge:
         position_ids = (mask.cumsum(-1) - 1).clamp(min=0)  # left padding must not shift positions
         with torch.inference_mode():
             logits = self.model(**inputs, position_ids=position_ids).logits[:, -1].float()
-        return logits.softmax(-1)[:, self.yes_id].tolist()
+        return logits.softmax(-1)
+
+    def yes_probabilities(self, images, questions: list[str]) -> list[float]:
+        """P(first answer token is "Yes") for each (image, question) pair, in one forward pass."""
+        return self.next_token_probabilities(images, questions)[:, self.yes_id].tolist()
 
     def score(self, images, items):
         pairs = [(i, metric, q) for i, item in enumerate(items) for metric, q in self.questions(item).items()]
@@ -179,47 +223,68 @@ class VqaJudge:
             out[i][metric] = p
         return out
 
+    @staticmethod
+    def derive(values: dict, item: dict) -> dict:
+        return soft_tifa(values, item.get("action"))
+
 
 class Detector:
-    """OWLv2 open-vocabulary detection of both agents."""
+    """Open-vocabulary detection of both agents with any transformers zero-shot object detector
+    (OWLv2, OWL-ViT, Grounding DINO: AutoModelForZeroShotObjectDetection), one query per agent, so
+    that one region can be the best box of both (fused agents); interaction geometry (`derive`)."""
 
     name = "detection"
-    metrics = ("det_agent1", "det_agent2", "det_both")
+    metrics = ("det_agent1", "det_agent2", "det_both", "geo_agents", "geo_iou", "geo_contact", "geo_topology")
 
-    def __init__(self, model: str, device: str, threshold: float, run=None):
-        from transformers import AutoProcessor, Owlv2ForObjectDetection
+    def __init__(self, model: str, device: str, threshold: float, run=None, contact_tolerance: float = 0.1):
+        from transformers import AutoModelForZeroShotObjectDetection, AutoProcessor
 
-        self.model_ref, self.device, self.threshold = model, device, threshold
-        self.model = load_model(model, Owlv2ForObjectDetection.from_pretrained, what="OWLv2 detector", run=run).to(device).eval()
-        self.processor = load_model(model, AutoProcessor.from_pretrained, what="OWLv2 processor")
+        self.model_ref, self.device, self.threshold, self.tolerance = model, device, threshold, contact_tolerance
+        self.model = load_model(model, AutoModelForZeroShotObjectDetection.from_pretrained, what="object detector",
+                                run=run).to(device).eval()
+        self.processor = load_model(model, AutoProcessor.from_pretrained, what="object detector's processor")
+        self.owl = self.model.config.model_type in ("owlv2", "owlvit")
 
     def signature(self, item: dict) -> str:
-        return f"{item['animal1']}|{item['animal2']}|{self.threshold}"
+        return f"{item['animal1']}|{item['animal2']}|{self.threshold}|per-agent"
+
+    def query(self, agent: str | None) -> str:
+        name = with_article(agent or "animal")
+        return f"a photo of {name}" if self.owl else f"{name}."  # Grounding DINO: lower case, ending with "."
 
     def score(self, images, items):
+        per_agent = [self._detect(images, [self.query(i[f"animal{agent}"]) for i in items]) for agent in (1, 2)]
+        return [self._summarise(first, second) for first, second in zip(*per_agent)]
+
+    def _detect(self, images, queries: list[str]) -> list:
         import torch
 
-        queries = [[f"a photo of {with_article(i['animal1'] or 'animal')}", f"a photo of {with_article(i['animal2'] or 'animal')}"]
-                   for i in items]
-        inputs = self.processor(text=queries, images=images, return_tensors="pt").to(self.device)
+        if self.owl:  # one list of queries per image, padded to the processor's maximum length
+            inputs = self.processor(text=[[q] for q in queries], images=images, return_tensors="pt")
+        else:
+            inputs = self.processor(text=queries, images=images, return_tensors="pt", padding=True)
+        inputs = inputs.to(self.device)
         with torch.inference_mode():
             outputs = self.model(**inputs)
-        sides = [(max(im.size),) * 2 for im in images]  # OWLv2 pads to a square: boxes in original pixels
-        results = self.processor.post_process_grounded_object_detection(outputs, threshold=0.0, target_sizes=sides)
-        return [self._summarise(r) for r in results]
+        # OWL pads to a square and gives boxes in it; Grounding DINO boxes are relative to the image
+        sizes = [(max(im.size),) * 2 if self.owl else (im.size[1], im.size[0]) for im in images]
+        extra = {} if self.owl else {"input_ids": inputs["input_ids"], "text_threshold": 0.0}
+        return self.processor.post_process_grounded_object_detection(outputs, threshold=0.0, target_sizes=sizes, **extra)
 
-    def _summarise(self, result) -> dict:
-        scores, labels, boxes = (result[k].float().cpu().numpy() for k in ("scores", "labels", "boxes"))
+    def _summarise(self, *results) -> dict:
         values, kept = {}, []
-        for agent in (0, 1):
-            mine = np.flatnonzero(labels == agent)
-            best = mine[np.argmax(scores[mine])] if len(mine) else None
-            values[f"det_agent{agent + 1}"] = float(scores[best]) if best is not None else 0.0
-            for j in mine:
+        for agent, result in enumerate(results, 1):
+            scores, boxes = (result[k].float().cpu().numpy() for k in ("scores", "boxes"))
+            best = int(np.argmax(scores)) if len(scores) else None
+            values[f"det_agent{agent}"] = float(scores[best]) if best is not None else 0.0
+            for j in range(len(scores)):
                 if scores[j] >= self.threshold or j == best:
-                    kept.append({"agent": agent + 1, "score": float(scores[j]), "box": [round(float(v), 2) for v in boxes[j]]})
+                    kept.append({"agent": agent, "score": float(scores[j]), "box": [round(float(v), 2) for v in boxes[j]]})
         values["det_both"] = float(values["det_agent1"] >= self.threshold and values["det_agent2"] >= self.threshold)
         return {**values, "_boxes": kept}
+
+    def derive(self, values: dict, item: dict) -> dict:
+        return interaction_geometry(values.get("_boxes", []), self.threshold, item.get("spatial_topology"), self.tolerance)
 
 
 class ReferenceSimilarity:

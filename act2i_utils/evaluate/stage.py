@@ -4,8 +4,9 @@ config names (`manifest.configured_images`).
 Writes `scores.parquet` (schema.SCORES, long: model, variant, id, seed, metric, value, judge) and
 `detections.parquet` (schema.DETECTIONS, the detector's boxes kept). Judgements are cached per
 (image hash, judge, model, question) in `scores_cache.jsonl`, so a rerun makes no model call and
-an interrupted run resumes with at most one batch lost. Judges are made by name from the
-`JUDGES` registry (metric group -> factory); `list_metrics()` lists them.
+an interrupted run resumes with at most one batch lost; metrics derived from them (Soft-TIFA,
+interaction geometry) are computed anew from the cache each time. Judges are made by name from
+the `JUDGES` registry (metric group -> factory); `list_metrics()` lists them.
 """
 
 from __future__ import annotations
@@ -21,7 +22,12 @@ from ..errors import ConfigError, InputError
 from ..manifest import configured_images, image_hash
 from ..models import model_identity
 from ..schema import DETECTIONS, KEY, SCORES
-from .judges import ActionClassifier, ClipJudge, ClipScore, Detector, Judge, ReferenceSimilarity, VqaJudge
+from .api import VlmApiJudge
+from .judges import ActionClassifier, ClipJudge, ClipScore, Detector, Judge, PickScore, ReferenceSimilarity, VqaJudge
+
+
+def _text(value) -> str | None:
+    return value if isinstance(value, str) and value else None  # a missing value may read as NaN
 
 
 def image_items(run_root: Path, manifest: pd.DataFrame, bench: pd.DataFrame) -> list[dict]:
@@ -46,6 +52,7 @@ def image_items(run_root: Path, manifest: pd.DataFrame, bench: pd.DataFrame) -> 
             "model": rec["model"], "variant": rec["variant"], "id": rec["id"], "seed": int(rec["seed"]), "path": path,
             "relpath": rec["path"], "image_hash": content, "base_prompt": row["base_prompt"],
             "animal1": row["animal1"], "animal2": row["animal2"], "action": row["action"],
+            "action_template": _text(row.get("action_template")), "spatial_topology": _text(row.get("spatial_topology")),
         })
     return items
 
@@ -76,15 +83,26 @@ def _reference(m: _Makers) -> Judge | None:
     return ReferenceSimilarity(m.cfg.reference_model, m.device, folder, list(m.actions), run=m.run)
 
 
+def _vlm_api(m: _Makers) -> Judge:
+    c = m.cfg
+    return VlmApiJudge(c.vlm_api_model, c.vlm_api_base_url, api_key_env=c.vlm_api_key_env, concurrency=c.vlm_api_concurrency,
+                       timeout_s=c.vlm_api_timeout_s, max_retries=c.vlm_api_max_retries,
+                       top_logprobs=c.vlm_api_top_logprobs, samples=c.vlm_api_samples)
+
+
 # metric group -> (the evaluate setting naming its model, factory)
 JUDGES = {
     "clipscore": ("clip_model", lambda m: ClipScore(m.clip())),
     "vqa": ("vqa_model", lambda m: VqaJudge(m.cfg.vqa_model, m.device, run=m.run)),
-    "detection": ("detector_model", lambda m: Detector(m.cfg.detector_model, m.device, m.cfg.detection_threshold, run=m.run)),
+    "detection": ("detector_model", lambda m: Detector(m.cfg.detector_model, m.device, m.cfg.detection_threshold, run=m.run,
+                                                       contact_tolerance=m.cfg.contact_tolerance)),
     "action_clip": ("clip_model", lambda m: ActionClassifier(m.clip(), m.actions)),
     "reference": ("reference_model", _reference),
+    "vlm_api": ("vlm_api_model", _vlm_api),
+    "pickscore": ("pickscore_model", lambda m: PickScore(m.cfg.pickscore_model, m.device, m.cfg.pickscore_processor, run=m.run)),
 }
 METRICS = tuple(JUDGES)
+EXCLUSIVE = ("vqa", "vlm_api")  # both write the VQA metrics (vqa, vqa_agent1, ..., soft_tifa_*)
 
 
 def list_metrics() -> list[str]:
@@ -98,6 +116,9 @@ def check_metrics(metrics: list[str], where: str = "evaluate.metrics") -> None:
         close = difflib.get_close_matches(unknown[0], list(JUDGES), n=1)
         hint = f" (did you mean '{close[0]}'?)" if close else ""
         raise ConfigError(f"Unknown metric(s) {', '.join(unknown)} in {where}{hint}; known: {', '.join(JUDGES)}.")
+    if all(m in metrics for m in EXCLUSIVE):
+        raise ConfigError(f"{where} names both vqa and vlm_api, which write the same metrics (vqa, vqa_agent1, ..., "
+                          "soft_tifa_gm); keep one, and compare the other with evaluate.score() or in a second run.")
 
 
 def make_judges(cfg, device: str, actions: list[str] | dict[str, str | None], metrics: list[str] | None = None,
@@ -127,12 +148,20 @@ def action_templates(bench: pd.DataFrame) -> dict[str, str | None]:
     return out
 
 
+def with_derived(judge, values: dict, item: dict) -> dict:
+    """A judge's cached values and the metrics it derives from them (Soft-TIFA, geometry)."""
+    derive = getattr(judge, "derive", None)
+    return {**values, **derive(values, item)} if derive else values
+
+
 def judge_all(judge, items: list[dict], cache: JsonlCache, batch_size: int, progress: bool = True) -> list[dict]:
-    """Values of one judge for every item: from the cache, or computed in batches and cached."""
+    """Values of one judge for every item (with the metrics it derives): from the cache, or computed
+    in batches and cached."""
     from PIL import Image
     from tqdm.auto import tqdm
 
-    model = model_identity(judge.model_ref)  # new weights in the same folder are a new judge
+    identity = getattr(judge, "identity", None)  # an API judge: the served name; else the weights' content
+    model = identity() if identity else model_identity(judge.model_ref)  # new weights in a folder: a new judge
     keys = [cache_key(image=i["image_hash"], judge=judge.name, model=model, inputs=judge.signature(i)) for i in items]
     missing = [n for n, k in enumerate(keys) if k not in cache]
     with tqdm(total=len(missing), desc=f"{judge.name} ({judge.model_ref})", unit="img", disable=not progress or not missing) as bar:
@@ -149,7 +178,7 @@ def judge_all(judge, items: list[dict], cache: JsonlCache, batch_size: int, prog
             values = judge.score(images, [items[n] for n in chunk])
             cache.add_many([(keys[n], v) for n, v in zip(chunk, values)])
             bar.update(len(chunk))
-    return [cache.get(k) for k in keys]
+    return [with_derived(judge, cache.get(k), item) for k, item in zip(keys, items)]
 
 
 def run(run, progress: bool = True) -> pd.DataFrame:
@@ -176,12 +205,11 @@ def run(run, progress: bool = True) -> pd.DataFrame:
         for judge in make_judges(cfg, resolve_device(run.config.device), action_templates(bench), run=run):
             for item, values in zip(items, judge_all(judge, items, cache, cfg.batch_size, progress)):
                 key = {k: item[k] for k in KEY}
-                for metric, value in values.items():
-                    if metric == "_boxes":
-                        boxes += [{**key, "agent": b["agent"], "score": b["score"], "x0": b["box"][0], "y0": b["box"][1],
-                                   "x1": b["box"][2], "y1": b["box"][3]} for b in value]
-                    else:
-                        rows.append({**key, "metric": metric, "value": value, "judge": judge.model_ref})
+                source = values.get("_judge", judge.model_ref)
+                boxes += [{**key, "agent": b["agent"], "score": b["score"], "x0": b["box"][0], "y0": b["box"][1],
+                           "x1": b["box"][2], "y1": b["box"][3]} for b in values.get("_boxes", [])]
+                rows += [{**key, "metric": metric, "value": value, "judge": source}
+                         for metric, value in values.items() if not metric.startswith("_")]
         scores = SCORES.write(run.scores_path, pd.DataFrame(rows, columns=SCORES.columns))
         DETECTIONS.write(run.detections_path, pd.DataFrame(boxes, columns=DETECTIONS.columns))
     return scores
