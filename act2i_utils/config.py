@@ -201,6 +201,8 @@ class Profile:
         refs += [m.model for m in self.generate.models]
         ev = self.evaluate
         refs += [ev.clip_model, ev.vqa_model, ev.detector_model, ev.reference_model]
+        if "pickscore" in ev.metrics:
+            refs += [ev.pickscore_model] + ([ev.pickscore_processor] if ev.pickscore_processor else [])
         return refs
 
 
@@ -213,6 +215,9 @@ def _cross_checks(p: Profile) -> list[tuple[str, str]]:
             problems.append(("enrich.model", f"must name a model when enrich.{key} is '{value}'"))
         if value == "openai" and not p.enrich.base_url:
             problems.append(("enrich.base_url", f"must be set when enrich.{key} is 'openai'"))
+    if "vlm_api" in p.evaluate.metrics and not p.evaluate.vlm_api_base_url:
+        problems.append(("evaluate.vlm_api_base_url", "must be set when evaluate.metrics names vlm_api "
+                                                      "(the server's URL, e.g. http://localhost:8000/v1)"))
     if p.enrich.backend == "source" and not p.benchmark.source:
         problems.append(("enrich.backend", "is 'source', which takes the rewrites of an imported prompt set; set benchmark.source"))
     if p.enrich.backend == "source" and p.enrich.n_samples != 1:

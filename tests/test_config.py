@@ -31,15 +31,18 @@ def test_shipped_profiles_validate():
 
 
 def test_paper_profile_carries_the_papers_setup():
-    paper = cfg.load_profile("paper")
-    assert paper.enrich.model == "meta-llama/Llama-3.3-70B-Instruct"
-    assert (paper.enrich.temperature, paper.enrich.top_p, paper.enrich.max_new_tokens) == (0.7, 0.9, 256)
+    paper, llama = cfg.load_profile("paper"), cfg.load_profile("paper-llama")
+    assert paper.enrich.backend == "source"  # the published rewrites, as the paper's images were made
+    assert llama.enrich.model == "meta-llama/Llama-3.3-70B-Instruct"
+    assert (llama.enrich.temperature, llama.enrich.top_p, llama.enrich.max_new_tokens) == (0.7, 0.9, 256)
     sd35 = paper.generate.models[0]
     assert sd35.model == "stabilityai/stable-diffusion-3.5-large"
     assert (sd35.steps, sd35.guidance) == (40, 3.5)
     assert paper.generate.seeds == [42, 43, 44, 45]
     assert paper.generate.variants == ["base", "spatial", "emotional", "temporal"]
-    assert paper.benchmark.n_per_action == 5
+    assert paper.benchmark.source == "hf://datasets/vatsal-malaviya/AcT2I-Prompts"
+    with pytest.raises(cfg.ConfigError, match="vlm_api_base_url"):
+        cfg.load_profile("smoke", ["evaluate.metrics=[vlm_api]"])
 
 
 def test_minimal_profile_gets_defaults(tmp_path):
