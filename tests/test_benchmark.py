@@ -7,7 +7,7 @@ import pytest
 
 from act2i_utils.benchmark import build_benchmark, explain, load_taxonomy, rarity
 from act2i_utils.errors import InputError
-from act2i_utils.schema import BENCHMARK_COLUMNS, LABELS
+from act2i_utils.schema import BENCHMARK_COLUMNS, BENCHMARK_EXTRA, LABELS
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +26,8 @@ def test_same_seed_same_table_other_seed_differs(table):
 
 
 def test_shape_and_schema(table):
-    assert list(table.columns) == BENCHMARK_COLUMNS + ["action_key", "action_template"]
+    assert list(table.columns) == BENCHMARK_COLUMNS + BENCHMARK_EXTRA
+    assert BENCHMARK_EXTRA[:2] == ["action_key", "action_template"]
     agents = {agent.name: agent.with_article for agent in load_taxonomy("animals").agents}
     assert all(row.base_prompt == row.action_template.format(a=agents[row.animal1], b=agents[row.animal2])
                for row in table.itertuples())
@@ -47,6 +48,7 @@ def test_every_animal_is_used(table, animals):
 
 
 def test_rarity_labels_are_balanced(table):
+    """The animal set has enough real pairs of every label for an even split (42/42/41)."""
     counts = table["rarity_label"].value_counts()
     assert set(counts.index) == set(LABELS["rarity_label"])
     assert counts.max() - counts.min() <= 1
@@ -91,17 +93,19 @@ def test_taxonomy_covers_the_design(animals):
 @pytest.mark.parametrize(
     "a, action, b, expected",
     [
-        ("wolf", "chase", "deer", "common"),  # share forest and grassland; a wolf hunts a deer-sized animal
-        ("lion", "chase", "deer", "plausible"),  # lions live on the savanna, deer do not
-        ("sheep", "attack", "boar", "rare"),  # the paper's example: no shared habitat, sheep do not hunt
+        ("wolf", "chase", "deer", "common"),  # documented: deer are staple wolf prey
+        ("lion", "chase", "deer", "common"),  # documented: the Asiatic lions of Gir live on chital and sambar
+        ("lion", "chase", "hare", "plausible"),  # they share the savanna and lions can, but it is not their prey
+        ("sheep", "attack", "boar", "rare"),  # the paper's example: sheep do not attack, and a boar is no threat
         ("gazelle", "flee", "cheetah", "common"),
-        ("cheetah", "flee", "gazelle", "plausible"),  # they meet, but a gazelle is no threat
-        ("walrus", "carry", "seal", "common"),
+        ("cheetah", "flee", "gazelle", "rare"),  # they meet, but a gazelle is no threat to a cheetah
+        ("walrus", "carry", "seal", "rare"),  # only animals kept together by people ride on each other here
         ("mouse", "carry", "elephant", "rare"),
-        ("frog", "attack", "butterfly", "plausible"),  # an insectivore hunting an insect, but they do not meet
-        ("goose", "dominance", "turkey", "common"),  # the paper's example: two farm birds
-        ("crow", "call", "raven", "common"),
-        ("crow", "call", "cat", "plausible"),
+        ("frog", "attack", "butterfly", "plausible"),  # frogs catch insects; butterflies are not recorded prey
+        ("goose", "dominance", "turkey", "common"),  # the paper's example: two farm birds, geese dominate
+        ("crow", "call", "raven", "common"),  # crows mob ravens
+        ("crow", "call", "cat", "common"),  # crows mob cats
+        ("camel", "nuzzle", "pig", "plausible"),  # domestic animals meet each other
     ],
 )
 def test_rarity_rule_on_hand_checked_cases(animals, a, action, b, expected):
@@ -117,6 +121,7 @@ def test_people_are_built_by_the_same_code():
     assert len(people) == 5 * len(tax.actions) and people["id"].is_unique
     assert (people["animal1"] != people["animal2"]).all()
     assert {"dancer", "runner", "cyclist", "boxer", "parent", "child", "waiter"} <= {a.name for a in tax.agents}
+    assert "dance partner" not in {a.name for a in tax.agents}  # a role, not an agent on its own
     assert people["base_prompt"].str.contains(" twirling ").sum() == 5
     assert people["rarity_label"].value_counts().max() - people["rarity_label"].value_counts().min() <= 1
 

@@ -1,8 +1,10 @@
 """Build the benchmark: for each action, `n_per_action` distinct pairs of agents.
 
-The choice is deterministic for a seed and balances three things: every agent is used
-(the least-used agents are preferred), the rarity labels are spread evenly (each prompt
-slot has a target label, rotating across actions), and no pair repeats within an action.
+The choice is deterministic for a seed and balances three things: every agent is used (the
+least-used agents are preferred), the rarity labels are spread as evenly as real pairs allow
+(each prompt slot has a target label, rotating across actions; when an action has no pair left
+with that label, the nearest label is taken, and the row keeps the label the rule gives it, so
+no pair is ever forced into a label it does not have), and no pair repeats within an action.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from itertools import permutations
 import pandas as pd
 
 from ..schema import BENCHMARK_COLUMNS, BENCHMARK_EXTRA, validate_benchmark
-from .rarity import RARITY_LEVELS, rarity
+from .rarity import RARITY_LEVELS, _knowledge_for, _name, resolve_action
 from .taxonomy import Action, Agent, Taxonomy, load_taxonomy
 
 
@@ -40,26 +42,36 @@ def build_benchmark(seed: int = 0, agents: str = "animals", n_per_action: int = 
     return _build(load_taxonomy(agents), seed, n_per_action)
 
 
+def _grouped(tax: Taxonomy) -> dict[str, dict[str, list[tuple[Agent, Agent]]]]:
+    """For each action key, its ordered pairs by label (the rule's labels; they never depend on seed)."""
+    know = _knowledge_for(tax)
+    if know.grouped is not None:
+        return know.grouped
+    pairs = list(permutations(tax.agents, 2))
+    out = {}
+    for action in tax.actions:
+        by_label = {label: [] for label in RARITY_LEVELS}
+        for a, b in pairs:
+            by_label[know.label(a, action, b)].append((a, b))
+        out[action.key] = by_label
+    know.grouped = out
+    return out
+
+
 def _build(tax: Taxonomy, seed: int, n_per_action: int) -> pd.DataFrame:
     rng = random.Random(seed)
-    agents = list(tax.agents)
-    pairs = list(permutations(agents, 2))
-    use = {agent.name: 0 for agent in agents}
-    grouped: dict[str, dict[str, list[tuple[Agent, Agent]]]] = {}  # role -> label -> pairs
+    know = _knowledge_for(tax)
+    grouped = _grouped(tax)
+    use = {agent.name: 0 for agent in tax.agents}
     rows = []
     for action, targets in zip(tax.actions, target_labels(len(tax.actions), n_per_action)):
-        if action.role not in grouped:  # the label depends on the role, not on the action
-            grouped[action.role] = {label: [] for label in RARITY_LEVELS}
-            for a, b in pairs:
-                grouped[action.role][rarity(a, action, b)].append((a, b))
-        by_label = grouped[action.role]
         taken: set[tuple[str, str]] = set()
         for target in targets:
-            a, b = _pick(by_label, target, taken, use, rng)
+            a, b = _pick(grouped[action.key], target, taken, use, rng)
             taken.add((a.name, b.name))
             use[a.name] += 1
             use[b.name] += 1
-            rows.append(_row(a, action, b))
+            rows.append(_row(a, action, b, know.label(a, action, b)))
     frame = pd.DataFrame(rows, columns=BENCHMARK_COLUMNS + BENCHMARK_EXTRA)
     return validate_benchmark(frame, f"benchmark built from '{tax.name}'")
 
@@ -84,14 +96,14 @@ def _pick(by_label, target, taken, use, rng):
     raise ValueError("the taxonomy has too few agents for the requested pairs per action")
 
 
-def _row(a: Agent, action: Action, b: Agent) -> dict:
+def _row(a: Agent, action: Action, b: Agent, label: str) -> dict:
     return {
         "id": prompt_id(a, action, b),
         "base_prompt": action.prompt(a, b),
         "animal1": a.name,
         "animal2": b.name,
         "action": action.phrase,
-        "rarity_label": rarity(a, action, b),
+        "rarity_label": label,
         "emotional_valence": action.emotional_valence,
         "spatial_topology": action.spatial_topology,
         "temporal_extent": action.temporal_extent,
@@ -101,3 +113,30 @@ def _row(a: Agent, action: Action, b: Agent) -> dict:
         "action_key": action.key,
         "action_template": action.template,
     }
+
+
+def review(table: pd.DataFrame, agents: str = "animals") -> pd.DataFrame:
+    """Every prompt with its label, the rule's label and the reason, for a reviewer to check.
+
+    For a built table the two labels agree; for an imported one `rule_label` is what the rule
+    gives the same agents and action (empty where the agent set does not know them).
+    """
+    tax = load_taxonomy(agents)
+    know = _knowledge_for(tax)
+    rows = []
+    for row in table.itertuples(index=False):
+        rule, reason = None, f"not judged: the '{tax.name}' set does not know this agent or action"
+        a, b = know.named.get(_name(row.animal1 or "")), know.named.get(_name(row.animal2 or ""))
+        action = None
+        key = getattr(row, "action_key", None)
+        for text in (key, row.action):
+            if text and action is None:
+                try:
+                    action = resolve_action(tax, text)
+                except Exception:  # noqa: BLE001 - an unknown action is reported in the reason
+                    action = None
+        if a is not None and b is not None and action is not None and a.name != b.name:
+            rule, reason = know.judge(a, action, b)
+        rows.append({"id": row.id, "prompt": row.base_prompt, "rarity_label": row.rarity_label,
+                     "rule_label": rule, "reason": reason})
+    return pd.DataFrame(rows, columns=["id", "prompt", "rarity_label", "rule_label", "reason"], dtype=object)
