@@ -25,7 +25,11 @@ def study_run(tmp_path) -> RunPaths:
     """Six images (three prompts x two variants), all one small picture, and two annotators."""
     from PIL import Image
 
-    paths = RunPaths(tmp_path / "run")
+    from act2i_utils.runs import open_run
+
+    # a run whose config names these images (the study serves only what the config names)
+    paths = open_run(tmp_path / "run", "smoke", {"generate": {"models": [{"model": "tiny:sd3", "name": "m"}],
+                                                               "variants": ["base", "temporal"], "seeds": [0]}})
     paths.images.mkdir(parents=True)
     bench = build_benchmark(seed=0, n_per_action=1).head(3)
     bench.to_parquet(paths.benchmark_path)

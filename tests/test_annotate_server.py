@@ -328,7 +328,8 @@ def test_a_held_write_lock_does_not_freeze_the_pages(small_run, tmp_path):
 
 def big_run(tmp_path) -> Path:
     """250 images (125 prompts x 2 variants), all the same small picture, for load tests."""
-    run = open_run(tmp_path / "big", "smoke", {"annotate": {"overlap": 2}})
+    run = open_run(tmp_path / "big", "smoke", {"annotate": {"overlap": 2}, "generate": {
+        "models": [{"model": "tiny:sd3", "name": "m"}], "variants": ["base", "temporal"], "seeds": [0]}})
     bench = build_benchmark(seed=0)
     bench.to_parquet(run.benchmark_path)
     picture = run.root / "images" / "one.png"
