@@ -72,11 +72,21 @@ here is the rewritten prompt: a tense, detailed photograph of two animals intera
 def _corpus_lines() -> tuple[str, ...]:
     """The built-in text plus act2i's own vocabulary (taxonomy and enrichment cue files), so the
     tiny tokenizers split act2i's prompts into roughly as many tokens as real ones do."""
+    import csv
+
+    import yaml
+
     package = Path(__file__).parent
-    files = sorted(package.glob("benchmark/data/*/*")) + sorted(package.glob("enrich/data/*.yaml"))
-    text = _CORPUS + "\n".join(f.read_text(encoding="utf-8").replace(",", " , ").replace(";", " ") for f in files)
+    words = []  # the agents' names and the actions' templates: the words of act2i's prompts, not the data's notes
+    for folder in sorted(p for p in (package / "benchmark" / "data").iterdir() if p.is_dir()):
+        with open(folder / "agents.csv", newline="", encoding="utf-8") as fh:
+            words += [f"a {row['name']} and {row['article']} {row['name']}" for row in csv.DictReader(fh)]
+        words += [str(a.get("template", "")) for a in yaml.safe_load((folder / "actions.yaml").read_text(encoding="utf-8"))]
+    cues = [f.read_text(encoding="utf-8") for f in sorted(package.glob("enrich/data/*.yaml"))]
+    text = _CORPUS + "\n".join(words + cues).replace(",", " , ").replace(";", " ")
     lines = [line.strip(" -#") for line in text.splitlines() if line.strip(" -#")]
-    return tuple(lines) * 4
+    answers = ["Yes", "No", "Yes, it does.", "No, it does not."] * 25  # the judges read one answer token
+    return tuple(lines + answers) * 4
 
 
 # --- tokenizers --------------------------------------------------------------------------
