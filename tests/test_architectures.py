@@ -50,3 +50,35 @@ def test_flux_flops_per_step_by_hand():
     d, tokens = 24 * 128, 64 * 64 + 512
     expected = (19 + 38) * 2 * (12 * d * d * tokens + 2 * tokens * tokens * d)
     assert arch.flux_flops_per_step(1024, 1024, 512, batch=1) == expected
+
+
+@pytest.mark.parametrize("name", ["clip-vit-l14", "llava-1.5-7b", "owlv2-base"])
+def test_judge_sizes_match_the_published_ones(name):
+    count = arch.judge_parameters(name)  # meta device
+    assert abs(count / arch.JUDGES[name]["published_parameters"] - 1) < 0.02
+
+
+def test_shrunk_configs_are_restored():
+    before = arch.SD35_LARGE["transformer"]["num_layers"], arch.LLAVA_15_7B["text"]["hidden_size"]
+    with arch.shrunk():
+        assert arch.SD35_LARGE["transformer"]["num_layers"] == 3 and arch.LLAVA_15_7B["text"]["hidden_size"] == 32
+    assert (arch.SD35_LARGE["transformer"]["num_layers"], arch.LLAVA_15_7B["text"]["hidden_size"]) == before == (38, 4096)
+
+
+def test_built_pipelines_are_in_inference_mode():
+    with arch.shrunk():
+        pipe = arch.build_pipeline("sd35-large", device="cpu", dtype="float32")
+    assert not any(m.training for m in pipe.components.values() if hasattr(m, "training"))  # T5's dropout off
+
+
+def test_judge_folders_load_through_the_judges(tmp_path):
+    from act2i_utils.evaluate.judges import ClipJudge, VqaJudge
+    from PIL import Image
+
+    with arch.shrunk():
+        clip = arch.build_judge_folder("clip-vit-l14", tmp_path / "clip", device="cpu")
+        vlm = arch.build_judge_folder("llava-1.5-7b", tmp_path / "vlm", device="cpu")
+    image = Image.new("RGB", (64, 64), (120, 80, 40))
+    assert ClipJudge(clip, "cpu").image_embeddings([image]).shape == (1, 32)
+    judge = VqaJudge(vlm, "cpu")
+    assert 0 <= judge.yes_probabilities([image], ["Is there a wolf?"])[0] <= 1
