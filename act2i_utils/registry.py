@@ -33,11 +33,13 @@ class ModelSpec:
     dtype: str
     max_sequence_length: int | None
     licence: str | None
+    output_modes: tuple = ()  # opt-in generate options that change images, e.g. (("fp8", True),)
 
     def settings(self) -> dict:
         """Every value of the profile that shapes an image: recorded with each image, compared on resume."""
-        return {"model_id": self.id, "steps": self.steps, "guidance": self.guidance, "height": self.height,
-                "width": self.width, "dtype": self.dtype, "max_sequence_length": self.max_sequence_length}
+        out = {"model_id": self.id, "steps": self.steps, "guidance": self.guidance, "height": self.height,
+               "width": self.width, "dtype": self.dtype, "max_sequence_length": self.max_sequence_length}
+        return {**out, **dict(self.output_modes)}
 
 
 @functools.lru_cache(maxsize=None)

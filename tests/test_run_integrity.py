@@ -1,5 +1,6 @@
 """A run is one experiment: reruns never reset, mix or silently keep stale results (issue 14)."""
 
+import dataclasses
 import json
 
 import pandas as pd
@@ -285,7 +286,7 @@ def test_new_judge_weights_and_replaced_images_are_not_served_from_the_cache(tmp
     weights = clip / "model.safetensors"
     state = load_file(weights)
     name = next(k for k in state if k.endswith("visual_projection.weight"))
-    state[name] = torch.flip(state[name], dims=[0]) * 1.5
+    state[name] = -state[name]  # every cosine changes sign: a CLIPScore of 0 (clipped) becomes positive and back
     save_file(state, weights, metadata={"format": "pt"})
     after = evaluate.run(run, progress=False)["value"].to_numpy()
     assert not (before == after).all()  # the cache did not answer for the new weights
@@ -293,3 +294,12 @@ def test_new_judge_weights_and_replaced_images_are_not_served_from_the_cache(tmp
     Image.new("RGB", (32, 32), "white").save(run.root / manifest["path"].iloc[0])
     with pytest.raises(InputError, match="replaced after it was made"):
         evaluate.run(run, progress=False)
+
+
+def test_output_changing_modes_are_part_of_each_images_settings():
+    from act2i_utils.config import T2IModel
+    from act2i_utils.registry import resolve_spec
+
+    spec = resolve_spec(T2IModel(model="tiny-sd3"))
+    assert "fp8" not in spec.settings()  # images made without them keep their recorded settings
+    assert dataclasses.replace(spec, output_modes=(("step_cache", 0.1),)).settings()["step_cache"] == 0.1

@@ -123,7 +123,8 @@ def run(run, progress: bool = True, pipelines: dict | None = None) -> pd.DataFra
         import torch
 
         torch.set_num_threads(cfg.cpu_threads)  # CPU kernels split work by thread count: fix it in every process
-    specs = [_as_used(resolve_spec(m), device) for m in cfg.models]
+    modes = tuple((k, getattr(cfg, k)) for k in OUTPUT_MODES if getattr(cfg, k))  # these change the pixels
+    specs = [dataclasses.replace(_as_used(resolve_spec(m), device), output_modes=modes) for m in cfg.models]
     jobs = plan_jobs(read_prompts(run.root), specs, cfg.variants, cfg.seeds)
     _check_writable(run.images)
     records = {tuple(r[k] for k in KEY): r for r in read_manifest(run.root).to_dict("records")}
@@ -141,6 +142,9 @@ def run(run, progress: bool = True, pipelines: dict | None = None) -> pd.DataFra
         manifest = merge_manifest(run.root) if is_main else None
     barrier()
     return manifest if manifest is not None else read_manifest(run.root)
+
+
+OUTPUT_MODES = ("fp8", "step_cache")  # generate options that change images: part of each image's settings
 
 
 def _as_used(spec: ModelSpec, device: str) -> ModelSpec:
