@@ -15,6 +15,7 @@ import pandas as pd
 
 from ..cache import JsonlCache, cache_key
 from ..fileio import write_parquet
+from ..models import model_identity
 from ..schema import PROMPTS, validate_benchmark
 from .backends import OpenAIBackend, Request, TransformersBackend, request_seed
 from .budget import add_token_counts
@@ -66,11 +67,13 @@ def enrich(table: pd.DataFrame, backend, *, dimensions: list[str], custom: dict 
     rows = table.to_dict("records")
     jobs = [RewriteJob(row, dim, s, instruction(dim, custom)) for dim in dimensions for row in rows for s in range(n_samples)]
     settings = {**backend.settings(), "seed": seed}
+    # a local LLM is keyed on its weights (content hash or hub revision); a server's model by its name
+    model = model_identity(backend.model_ref) if backend.name == "transformers" else backend.model_ref
     bar = progress_bar(total=len(jobs), desc=f"enrich ({backend.name})", disable=not progress, unit="rewrite")
     pending = jobs
     for attempt in range(max_retries + 1):
         requests = [_request(job, attempt, seed) for job in pending]
-        keys = [cache_key(backend=backend.name, model=backend.model_ref, instruction=r.instruction,
+        keys = [cache_key(backend=backend.name, model=model, instruction=r.instruction,
                           base_prompt=r.base_prompt, settings=settings, sample=r.sample, attempt=attempt,
                           agents=[r.animal1, r.animal2], action=r.action) for r in requests]
         missing = [i for i, k in enumerate(keys) if k not in cache]
