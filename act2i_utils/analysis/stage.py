@@ -1,9 +1,12 @@
 """The analyze stage: acceptance with intervals, gains, breakdowns, paired tests, a GEE model,
 metric validity, failure modes, prompt linguistics, the paper's figures and a one-page report.
 
-Reads the run's benchmark, prompts, manifest and scores, and the human answers through
-`annotate.answers` (the live study database). Writes `tables/*.csv`, `figures/*.png|pdf` and
-`report.html`, all inside the run directory (a run writes nowhere else).
+Reads the run's benchmark, prompts (when the run has them: imported images may not), manifest and
+scores, and the human answers through `annotate.answers` (the live study database). Writes
+`tables/*.csv`, `figures/*.png|pdf` and `report.html`, all inside the run directory (a run writes
+nowhere else). Every estimate carries a prompt-clustered interval and its counts (images, prompts,
+pairs; see `stats`); every table carries its `source` (the acceptance description) and a
+`random_weights` column, true when the run's models have random weights.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from ..annotate import answers as human_answers
 from ..errors import InputError
 from ..fileio import atomic_path
 from ..manifest import configured_images, read_manifest
-from ..schema import PROMPTS, SCORES
+from ..schema import KEY, PROMPTS, SCORES
 from . import figures as fg
 from . import linguistics, stats
 
@@ -61,11 +64,11 @@ def run(run, progress: bool = True) -> Results:
     with run.stage("analyze"):
         acc, answers, scores = load_acceptance(run)
         notes: list[str] = []
-        acc = _configured_only(run, acc, notes)
+        acc, answers, scores = _configured_only(run, acc, answers, scores, notes)
+        notes[:0] = acc.notes
         variants = list(dict.fromkeys(["base", *run.config.generate.variants, *acc.table["variant"]]))
-        order = {v: i for i, v in enumerate(variants)}  # tables and figures follow the profile's variant order
-        acc = dataclasses.replace(acc, table=acc.table.sort_values("variant", key=lambda s: s.map(order), kind="stable",
-                                                                  ignore_index=True))
+        models = list(dict.fromkeys([m.label for m in run.config.generate.models] + list(acc.table["model"])))
+        acc = dataclasses.replace(acc, table=_in_profile_order(acc.table, models, variants))
         rates, gains = stats.acceptance_rates(acc.table, variants, cfg.n_bootstrap, cfg.confidence, cfg.seed)
         results = Results(acc, rates, gains, notes=notes)
         source = acc.description
@@ -78,84 +81,135 @@ def run(run, progress: bool = True) -> Results:
     return results
 
 
-def _configured_only(run, acc: stats.Acceptance, notes: list[str]) -> stats.Acceptance:
-    """Acceptance of exactly the images the current config names; a note says how many were set aside."""
+def _in_profile_order(table: pd.DataFrame, models: list[str], variants: list[str]) -> pd.DataFrame:
+    """Rows sorted by the profile's model order, then its variant order (stable otherwise): tables and
+    figures list models and variants as the profile does."""
+    rank = {"model": {m: i for i, m in enumerate(models)}, "variant": {v: i for i, v in enumerate(variants)}}
+    return table.sort_values(["model", "variant"], kind="stable", ignore_index=True,
+                             key=lambda s: s.map(rank[s.name]).fillna(len(rank[s.name])))
+
+
+def _configured_only(run, acc: stats.Acceptance, answers: pd.DataFrame, scores: pd.DataFrame, notes: list[str]):
+    """Acceptance, answers and scores of exactly the images the current config names (votes are
+    counted and the judge's quantile taken over those images only); a note says how many judged
+    images were set aside."""
     images, _ = configured_images(run)
     if images.empty:
-        return acc
-    keep = acc.table.merge(images[["model", "variant", "id", "seed"]], how="inner")
-    dropped = len(acc.table) - len(keep)
+        return acc, answers, scores
+    keys = images[KEY].drop_duplicates()
+    answers = answers.merge(keys, on=KEY, how="inner") if len(answers) else answers
+    scores = scores.merge(keys, on=KEY, how="inner") if len(scores) else scores
+    kept = acc.table.merge(keys, on=KEY, how="inner")
+    dropped = len(acc.table) - len(kept)
     if not dropped:
-        return acc
+        return acc, answers, scores
+    if kept.empty:
+        raise InputError(f"{run.root}: none of the {len(acc.table)} judged images is named by the run's current config; "
+                         "judge the configured images or change the config.")
+    cfg = run.config.analyze
+    if acc.source == "human":
+        acc = stats.from_annotations(answers)
+    else:
+        try:
+            acc = stats.from_judge(scores, cfg.judge_metric, cfg.judge_threshold, cfg.judge_quantile)
+        except ValueError as err:
+            raise InputError(f"{run.scores_path}: {err} (among the images the current config names).") from None
     notes.append(f"{dropped} judged images are not named by the run's current config and are left out.")
-    return dataclasses.replace(acc, table=keep)
+    return acc, answers, scores
 
 
 def _tables(results: Results, run, bench, acc, answers, scores) -> None:
     cfg = run.config.analyze
+    boot = dict(n_boot=cfg.n_bootstrap, confidence=cfg.confidence, seed=cfg.seed)
     t = results.tables
     t["acceptance"], t["gains"] = results.rates, results.gains
     for label in stats.LABEL_COLUMNS:
-        t[f"breakdown_{label}"] = stats.breakdown(acc.table, bench, label)
-    t["paired_variants"] = stats.paired(acc.table, "variant")
+        t[f"breakdown_{label}"] = stats.breakdown(acc.table, bench, label, **boot)
+    t["paired_variants"] = stats.paired(acc.table, "variant", **boot)
     if acc.table["model"].nunique() > 1:
-        t["paired_models"] = stats.paired(acc.table, "model")
+        t["paired_models"] = stats.paired(acc.table, "model", **boot)
     t["gee_odds_ratios"], note = stats.gee_odds_ratios(acc.table, cfg.confidence)
     results.notes.append(note)
     if len(answers) and len(scores):
         human = acc.table if acc.source == "human" else stats.from_annotations(answers).table  # votes counted once
-        t["metric_validity"] = stats.metric_validity(scores, human)
+        t["metric_validity"] = stats.metric_validity(scores, human, **boot)
     else:
         results.notes.append("Metric validity skipped: it needs both human annotations and automatic scores.")
     if len(answers) and answers["tags"].fillna("").str.len().gt(0).any():
-        t["failure_modes"] = stats.failures_from_tags(answers)
-        results.notes.append("Failure modes from the annotators' tags.")
+        t["failure_modes"] = stats.failures_from_tags(answers, **boot)
+        results.notes.append("Failure modes from the annotators' tags (an image shows a mode when anyone tagged it).")
     elif len(scores):
-        t["failure_modes"] = stats.failures_from_vqa(scores, 0.5, cfg.judge_quantile)
-        results.notes.append("Failure modes from the VQA judge's decomposed questions (no tags from people).")
+        t["failure_modes"] = stats.failures_from_vqa(scores, 0.5, cfg.judge_quantile, **boot)
+        if len(t["failure_modes"]):
+            results.notes.append("Failure modes from the VQA judge's decomposed questions (no tags from people).")
+        else:
+            results.notes.append("Failure modes skipped: no tags from people and no VQA decomposition in the scores.")
+    else:
+        results.notes.append("Failure modes skipped: no tags from people and no automatic scores.")
     if "failure_modes" in t and len(t["failure_modes"]):
-        order = {v: i for i, v in enumerate(dict.fromkeys(acc.table["variant"]))}
-        t["failure_modes"] = t["failure_modes"].sort_values("variant", key=lambda s: s.map(order), kind="stable", ignore_index=True)
+        t["failure_modes"] = _in_profile_order(t["failure_modes"], list(dict.fromkeys(acc.table["model"])),
+                                               list(dict.fromkeys(acc.table["variant"])))
         t["failure_shift"] = stats.failure_shift(t["failure_modes"])
+    else:
+        t.pop("failure_modes", None)
     if run.prompts_path.is_file():
         prompts = PROMPTS.read(run.prompts_path)
         prompts = prompts[prompts["sample"] == 0]
         t["prompt_lengths"] = linguistics.length_table(prompts)
-        t["pos_profile"], note = linguistics.pos_profile(prompts)
+        profile, note = linguistics.pos_profile(prompts)
+        if len(profile):  # descriptive shares of the whole prompt set: their n is its prompts
+            t["pos_profile"] = profile.merge(prompts.groupby("variant").size().rename("prompts").reset_index(),
+                                             on="variant", how="left")
         results.notes.append(note)
         results.tables["_added_words"] = prompts  # kept for the word clouds, not written
+    else:
+        results.notes.append("Prompt linguistics and word clouds skipped: the run has no enriched prompts "
+                             "(images imported from elsewhere).")
+
+
+HEATMAP_LABELS = ("emotional_valence", "spatial_topology", "temporal_extent", "rarity_label")  # one panel each
 
 
 def _figures(results: Results, run, bench, acc, source: str) -> None:
     t, out = results.tables, run.figures
     stamp = run.random_weights
+    level = run.config.analyze.confidence
 
     def save(name: str, fig) -> None:
         results.figures[name] = fg.save_figure(fig, out / name, random_weights=stamp)[0]
 
-    save("acceptance", fg.acceptance_bars(results.rates, source))
+    def wins(group_column: str, group, title: str):
+        pairs = t["paired_variants" if group_column == "model" else "paired_models"]
+        cells = {v: stats.win_matrix(pairs, group_column, group, v)
+                 for v in ("win_rate_a", "win_rate_a_ci_low", "win_rate_a_ci_high", "pairs")}
+        if len(cells["win_rate_a"]) < 2:
+            return None
+        return fg.win_heatmap(cells["win_rate_a"], title, source, cells["win_rate_a_ci_low"], cells["win_rate_a_ci_high"],
+                              cells["pairs"], confidence=level)
+
+    save("acceptance", fg.acceptance_bars(results.rates, source, confidence=level))
     if len(results.gains):
-        save("gain_per_dimension", fg.gain_bars(results.gains, source))
+        save("gain_per_dimension", fg.gain_bars(results.gains, source, confidence=level))
     for model in acc.table["model"].unique():
         slug = model.replace("/", "_")
-        for label in ("emotional_valence", "spatial_topology", "temporal_extent", "rarity_label"):
-            save(f"heatmap_{slug}_{label}", fg.label_heatmap(t[f"breakdown_{label}"], model, source))
-            if len(results.gains):
-                save(f"gainmap_{slug}_{label}", fg.label_heatmap(t[f"breakdown_{label}"], model, source, value="relative_gain"))
-        matrix = stats.win_matrix(t["paired_variants"], "model", model)
-        if len(matrix) > 1:
-            save(f"winrate_variants_{slug}", fg.win_heatmap(matrix, f"{model}: variant against variant", source))
-        if "failure_modes" in t and len(t["failure_modes"]) and model in set(t["failure_modes"]["model"]):
-            save(f"failure_modes_{slug}", fg.failure_bars(t["failure_modes"], model, source))
+        breakdowns = [t[f"breakdown_{label}"] for label in HEATMAP_LABELS]
+        save(f"heatmap_{slug}", fg.label_heatmaps(breakdowns, model, source, confidence=level))
+        if len(results.gains):
+            save(f"gainmap_{slug}", fg.label_heatmaps(breakdowns, model, source, value="relative_gain", confidence=level))
+        figure = wins("model", model, f"{model}: variant against variant")
+        if figure is not None:
+            save(f"winrate_variants_{slug}", figure)
+        if "failure_modes" in t and model in set(t["failure_modes"]["model"]):
+            save(f"failure_modes_{slug}", fg.failure_bars(t["failure_modes"], model, source, confidence=level))
     if "paired_models" in t:
         for variant in dict.fromkeys(acc.table["variant"]):
-            matrix = stats.win_matrix(t["paired_models"], "variant", variant)
-            if len(matrix) > 1:
-                save(f"winrate_models_{variant}", fg.win_heatmap(matrix, f"model against model ({variant})", source))
+            figure = wins("variant", variant, f"model against model ({variant})")
+            if figure is not None:
+                save(f"winrate_models_{variant}", figure)
     if "_added_words" in t:
         save("wordclouds", fg.word_clouds(linguistics.added_words(t.pop("_added_words"))))
     if "metric_validity" in t and len(t["metric_validity"]):
-        save("metric_validity", fg.validity_bars(t["metric_validity"]))
+        save("metric_validity", fg.validity_bars(t["metric_validity"], confidence=level))
     _qualitative(results, run, save)
 
 
@@ -177,10 +231,12 @@ def _qualitative(results: Results, run, save) -> None:
 
 
 def _write(results: Results, run, source: str) -> None:
+    """Every table as CSV, each row saying where its acceptance came from and whether the models had random weights."""
     run.tables.mkdir(parents=True, exist_ok=True)
+    random_weights = bool(run.random_weights)
     for name, table in results.tables.items():
         with atomic_path(run.tables / f"{name}.csv") as tmp:
-            table.assign(source=source).to_csv(tmp, index=False)
+            table.assign(source=source, random_weights=random_weights).to_csv(tmp, index=False)
 
 
 def write_report(run, results: Results) -> Path:
