@@ -12,7 +12,7 @@ TORCH   ?= torch==2.13.0
 PYTEST_ARGS ?=
 STAMP   := $(VENV)/.installed
 
-.PHONY: install test reproduce bench tiny clean browser lab
+.PHONY: install test test-slow reproduce bench tiny clean browser lab
 
 # torch goes first and pinned: a bare `torch` requirement would pull a multi-GB CUDA build.
 $(STAMP): pyproject.toml
@@ -32,6 +32,10 @@ browser:
 
 test: $(STAMP) browser
 	HF_HUB_OFFLINE=1 TRANSFORMERS_VERBOSITY=error $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The long simulations (coverage with thousands of studies) and slow compile checks as well.
+test-slow: $(STAMP)
+	HF_HUB_OFFLINE=1 TRANSFORMERS_VERBOSITY=error $(BIN)/python -m pytest -m "" $(PYTEST_ARGS)
 
 reproduce: $(STAMP)
 	TRANSFORMERS_VERBOSITY=error $(BIN)/act2i run --profile $(PROFILE) --run $(RUN)

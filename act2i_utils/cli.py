@@ -9,6 +9,7 @@
     act2i generate --run runs/NAME                 the generate stage alone; with many GPUs:
         accelerate launch --num_processes 4 -m act2i_utils.cli generate --run runs/NAME
     act2i import-images --run runs/NAME --folder DIR --mapping files.csv
+    act2i select --run runs/NAME                   the select stage alone: per prompt, the rewrite a judge picks
     act2i annotate plan --budget 400 --run runs/NAME   choose the images people judge (PPI)
     act2i annotate serve|add-annotator NAME|export|status --run runs/NAME
 """
@@ -70,6 +71,17 @@ def _cmd_generate(args) -> None:
     manifest = generate.run(_open(args), progress=not args.quiet)
     if manifest is not None:
         print(f"act2i: {len(manifest)} images in the manifest")
+
+
+def _cmd_select(args) -> None:
+    from . import select
+
+    chosen = select.run(_open(args), progress=not args.quiet)
+    for note in chosen.notes:
+        print(f"act2i: {note}")
+    if len(chosen.selection):
+        print(f"act2i: {len(chosen.selection)} selected images ({', '.join(dict.fromkeys(chosen.selection['variant']))}) "
+              f"from {len(chosen.candidates)} candidates")
 
 
 def _cmd_import_images(args) -> None:
@@ -184,6 +196,14 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--reconfigure", action="store_true", help="let --profile/--set change the run's config")
     gen.add_argument("--quiet", action="store_true", help="no progress bars")
     gen.set_defaults(func=_cmd_generate)
+    sel = sub.add_parser("select", help="run the select stage alone: per prompt, the rewrite and image a judge picks")
+    sel.add_argument("--run", required=True, help="run name under --runs-root, or a path")
+    sel.add_argument("--runs-root", default="runs")
+    sel.add_argument("--profile", default="", help="profile to (re)apply; default: the run's own resolved profile")
+    sel.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    sel.add_argument("--reconfigure", action="store_true", help="let --profile/--set change the run's config")
+    sel.add_argument("--quiet", action="store_true", help="no progress bars")
+    sel.set_defaults(func=_cmd_select)
     imp.add_argument("--folder", required=True, help="folder holding the images")
     imp.add_argument("--mapping", required=True, help="CSV: file, model, variant, id, seed [, prompt]")
     imp.add_argument("--replace", action="store_true", help="overwrite images the run already has")

@@ -168,7 +168,9 @@ class AnnotateConfig:
 
 @dataclass(frozen=True)
 class AnalyzeConfig:
-    acceptance_source: Literal["auto", "human", "judge"] = "auto"  # auto: people if the run has answers, else the judge
+    # auto: people when they judged most images, prediction-powered (ppi) when they judged fewer than
+    # half and the judge scored all, the judge alone when there are no people
+    acceptance_source: Literal["auto", "human", "judge", "ppi"] = "auto"
     judge_metric: str = "vqa"  # the automatic metric that stands in for people
     judge_threshold: float = 0.5  # accept when the judge's value is at least this
     judge_quantile: float | None = spec(None, expect="a number in (0, 1] or null", check=unit_interval)
@@ -177,6 +179,61 @@ class AnalyzeConfig:
     n_bootstrap: int = spec(2000, expect="a positive integer", check=positive)
     confidence: float = spec(0.95, expect="a number in (0, 1]", check=unit_interval)
     seed: int = spec(0, **SEED)
+
+
+SELECT_POLICIES = ("best_dimension", "per_label", "best_of_all")
+SELECT_LABELS = ("emotional_valence", "spatial_topology", "temporal_extent")
+
+
+@dataclass(frozen=True)
+class SelectConfig:
+    """The select stage (issue 21): per prompt, the rewrite and image a judge expects to be accepted.
+
+    Candidates are every (variant or rewrite sample) x seed image; `judge_metric` scores them. The
+    seeds in `selection_seeds` are the ones the judge sees when choosing; the rest of generate.seeds
+    are held out: a choice made on the selection seeds is applied to them. The first policy makes
+    the variant `selected` (and `selected_k<k>` for each seed budget k below the full one); each
+    other policy makes `selected_<policy>`.
+    """
+
+    enabled: bool = False
+    judge_metric: str = "soft_tifa_gm"  # any metric of evaluate's judges; higher is better
+    policies: list[Literal["best_dimension", "per_label", "best_of_all"]] = spec(
+        factory=lambda: ["best_dimension", "per_label", "best_of_all"],
+        expect=f"a non-empty list of distinct policies ({', '.join(SELECT_POLICIES)})",
+        check=lambda v: len(v) > 0 and len(set(v)) == len(v))
+    selection_seeds: list[int] | None = spec(None, expect=f"a non-empty list of integers from 0 to {SEED_LIMIT - 1} or null",
+                                             check=_seeds)  # null: the first half of generate.seeds (at least one)
+    budgets: list[int] = spec(factory=lambda: [1, 2, 4], expect="a list of positive integers",
+                              check=lambda v: all(k > 0 for k in v))  # seed budgets k (selected_k<k>)
+    rewrite_samples: bool = True  # with enrich.n_samples > 1, rewrite samples 1.. are candidates too (this stage makes their images)
+    labels: list[Literal["emotional_valence", "spatial_topology", "temporal_extent"]] = spec(
+        factory=lambda: list(SELECT_LABELS), expect=f"a non-empty list of labels ({', '.join(SELECT_LABELS)})", check=non_empty)
+    folds: int = spec(5, expect="an integer >= 2", check=lambda v: v >= 2)  # per_label: cross-fitting folds over prompts
+    seed: int = spec(0, **SEED)  # the fold assignment
+    # one round of refinement (Idea2Img style): where no candidate reaches refine_threshold, the VQA judge's
+    # failed atoms go to the enrichment LLM (enrich.backend or fallback_backend: transformers or openai)
+    refine: bool = False
+    refine_threshold: float = 0.5  # a candidate passes when the selection judge's value reaches this
+
+    def seeds(self, generate_seeds: list[int]) -> tuple[list[int], list[int]]:
+        """(selection seeds, held-out seeds), each in the order of generate.seeds."""
+        chosen = self.selection_seeds
+        if chosen is None:
+            chosen = generate_seeds[:max(1, len(generate_seeds) // 2)]
+        return ([s for s in generate_seeds if s in chosen], [s for s in generate_seeds if s not in chosen])
+
+    def budget_list(self, generate_seeds: list[int]) -> list[int]:
+        """The seed budgets below the full one (each makes a variant `selected_k<k>`)."""
+        full = len(generate_seeds) if self.policies[0] == "best_of_all" else len(self.seeds(generate_seeds)[0])
+        return sorted({k for k in self.budgets if k < full})
+
+    def variants(self, generate_seeds: list[int]) -> list[str]:
+        """The variants this stage writes into the manifest, in order."""
+        if not self.enabled:
+            return []
+        return (["selected"] + [f"selected_k{k}" for k in self.budget_list(generate_seeds)]
+                + [f"selected_{p}" for p in self.policies[1:]])
 
 
 @dataclass(frozen=True)
@@ -190,6 +247,7 @@ class Profile:
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     annotate: AnnotateConfig = field(default_factory=AnnotateConfig)
     analyze: AnalyzeConfig = field(default_factory=AnalyzeConfig)
+    select: SelectConfig = field(default_factory=SelectConfig)  # disabled unless enabled
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -235,6 +293,10 @@ def _cross_checks(p: Profile) -> list[tuple[str, str]]:
         problems.append(("generate.models", f"must have distinct names; give each a `name:` ({', '.join(dupes)} repeat)"))
     if len(set(p.generate.seeds)) != len(p.generate.seeds):
         problems.append(("generate.seeds", "must not repeat a seed"))
+    outside = [s for s in (p.select.selection_seeds or []) if s not in p.generate.seeds]
+    if outside:
+        problems.append(("select.selection_seeds", f"names seed(s) {', '.join(map(str, outside))} that generate.seeds does not "
+                                                   "make; choose among generate.seeds"))
     return problems
 
 

@@ -135,4 +135,71 @@ def configured_images(run) -> tuple[pd.DataFrame, int]:
         made_from = [current.get((i, v)) == h or s == "imported"
                      for i, v, h, s in zip(manifest["id"], manifest["variant"], manifest["prompt_hash"], manifest["source"])]
         keep &= pd.Series(made_from, index=manifest.index, dtype=bool)
+    select = getattr(run.config, "select", None)
+    if select is not None and select.enabled and len(manifest):
+        keep = keep | _select_images(run, manifest, keep)  # the select stage's candidates and choices
     return manifest[keep].reset_index(drop=True), int((~keep).sum())
+
+
+# --- the select stage's images (issue 21) ----------------------------------------------------
+
+SELECTED_SOURCE = "selected"  # manifest rows of a selected variant: a pointer to a candidate's image, no copy
+
+
+def sample_variant_parts(variant: str) -> tuple[str, int] | None:
+    """(dimension, sample) of a rewrite-sample variant (`temporal.s1` -> ("temporal", 1)); None for any other."""
+    import re
+
+    match = re.match(r"^(.+)\.s([1-9][0-9]*)$", str(variant))
+    return (match.group(1), int(match.group(2))) if match else None
+
+
+def select_fingerprint(config) -> str:
+    """What a selection depends on in the profile: a selected row made under other settings is set aside."""
+    import dataclasses
+
+    judges = {k: v for k, v in dataclasses.asdict(config.evaluate).items()
+              if not k.endswith(("batch_size", "concurrency", "timeout_s", "max_retries"))}
+    return json.dumps({"select": dataclasses.asdict(config.select), "seeds": list(config.generate.seeds),
+                       "variants": list(config.generate.variants), "n_samples": config.enrich.n_samples,
+                       "evaluate": judges}, sort_keys=True, default=str)
+
+
+def _select_images(run, manifest: pd.DataFrame, keep: pd.Series) -> pd.Series:
+    """Rows the select stage adds to what the config names: images of rewrite samples 1..n-1 of the
+    configured variants (made from the current text of that sample), of the refinement round's
+    rewrites (`refined`, when select.refine is on), and the rows of the selected
+    variants the config makes, made under the current settings, each pointing at an image the
+    config names (with the same content)."""
+    from .schema import PROMPTS
+
+    cfg, select = run.config.generate, run.config.select
+    base = (manifest["model"].isin([m.label for m in cfg.models]) & manifest["seed"].astype(int).isin(cfg.seeds))
+    if run.benchmark_path.is_file():
+        base &= manifest["id"].isin(pd.read_parquet(run.benchmark_path, columns=["id"])["id"])
+    samples = pd.Series(False, index=manifest.index)
+    if select.rewrite_samples and run.config.enrich.n_samples > 1 and run.prompts_path.is_file():
+        prompts = PROMPTS.read(run.prompts_path)
+        current = {(i, v, int(k)): prompt_hash(t) for i, v, k, t in prompts[["id", "variant", "sample", "text"]].itertuples(index=False)}
+        flags = []
+        for i, v, h in zip(manifest["id"], manifest["variant"], manifest["prompt_hash"]):
+            parts = sample_variant_parts(v)
+            flags.append(parts is not None and parts[0] in cfg.variants and parts[0] != "base"
+                         and parts[1] < run.config.enrich.n_samples and current.get((i, parts[0], parts[1])) == h)
+        samples = pd.Series(flags, index=manifest.index, dtype=bool) & base
+    if select.refine and run.select_refine_path.is_file():  # the refinement round's rewrites, one per (model, prompt)
+        from .schema import SELECT_REFINE
+
+        texts = {(m, i): prompt_hash(t) for m, i, t in SELECT_REFINE.read(run.select_refine_path)[["model", "id", "text"]]
+                 .itertuples(index=False) if isinstance(t, str)}
+        refined = [v == "refined" and texts.get((m, i)) == h
+                   for m, v, i, h in zip(manifest["model"], manifest["variant"], manifest["id"], manifest["prompt_hash"])]
+        samples = samples | (pd.Series(refined, index=manifest.index, dtype=bool) & base)
+    pointed = keep | samples
+    images = dict(zip(manifest.loc[pointed, "path"], manifest.loc[pointed, "image_hash"]))
+    fingerprint = select_fingerprint(run.config)
+    chosen = [src == SELECTED_SOURCE and v in select.variants(cfg.seeds) and settings == fingerprint
+              and path in images and images[path] == content
+              for v, src, settings, path, content in zip(manifest["variant"], manifest["source"], manifest["settings"],
+                                                         manifest["path"], manifest["image_hash"])]
+    return samples | (pd.Series(chosen, index=manifest.index, dtype=bool) & base)

@@ -23,7 +23,7 @@ from .runs import Run, now
 from .cache import cache_dir
 
 NOTEBOOKS = REPO_ROOT / "notebooks"
-INTERACTIVE = {"06_explore.ipynb"}  # needs a person at JupyterLab; executed by tests only
+INTERACTIVE = {"07_explore.ipynb"}  # needs a person at JupyterLab; executed by tests only
 
 
 def check_profile(profile) -> None:

@@ -116,6 +116,27 @@ class RunPaths:
     def detections_path(self) -> Path:
         return self.root / "detections.parquet"
 
+    # -- select (between generate and evaluate)
+    @property
+    def selection_path(self) -> Path:
+        """What the select stage chose for each selected image, by which judge and policy, and why."""
+        return self.root / "selection.parquet"
+
+    @property
+    def select_candidates_path(self) -> Path:
+        """Every candidate image the select stage considered, with the selection judge's value."""
+        return self.root / "select_candidates.parquet"
+
+    @property
+    def select_cost_curve_path(self) -> Path:
+        """The gain of selection by number of candidates, on held-out seeds (empty without them)."""
+        return self.root / "select_cost_curve.parquet"
+
+    @property
+    def select_refine_path(self) -> Path:
+        """The refinement round: the failed atoms given to the enrichment LLM and the new rewrite."""
+        return self.root / "select_refine.parquet"
+
     # -- human study
     @property
     def annotations_db_path(self) -> Path:
@@ -223,7 +244,9 @@ PRODUCERS = {
     "benchmark.parquet": "the build-benchmark stage (notebook 01)",
     "prompts.parquet": "the enrich-prompts stage (notebook 02)",
     "manifest.parquet": "the generate stage (notebook 03)",
-    "scores.parquet": "the evaluate stage (notebook 04)",
+    "scores.parquet": "the evaluate stage (notebook 05)",
+    "selection.parquet": "the select stage (notebook 04, `act2i select`)",
+    "select_candidates.parquet": "the select stage (notebook 04, `act2i select`)",
 }
 
 

@@ -263,6 +263,33 @@ ANNOTATIONS = Table(
 )
 ANNOTATION_PLAN = Table("annotation_plan", KEY + ["stratum", "inclusion_prob", "selected"], key=KEY)
 ACCEPTANCE = Table("acceptance", KEY + ["accepted"], key=KEY, extra_prefix="")  # people add accept_share, annotators
+# The select stage (issue 21). Candidates: every image it chose among, with the selection judge's
+# value and whether its seed was a selection seed or held out. Selection: one row per image of a
+# selected variant (`selected`, `selected_k<k>`, `selected_<policy>`): what was chosen, by which
+# judge and policy, on which seeds, and whether the image's own outcome was unseen when choosing
+# (`honest`: a held-out seed, or a choice cross-fitted over prompts), which decides who may evaluate it.
+SELECT_CANDIDATES = Table(
+    "select_candidates",
+    ["model", "id", "variant", "dimension", "sample", "seed", "role", "metric", "judge", "value", "path"],
+    key=["model", "id", "variant", "seed"],
+)
+SELECTION = Table(
+    "selection",
+    KEY + ["policy", "budget", "metric", "judge", "chosen_variant", "chosen_sample", "chosen_seed", "chosen_path", "score",
+           "runner_up", "candidates", "seeds_seen", "honest", "fold", "rule", "reason"],
+    key=KEY,
+)
+SELECT_COST_CURVE = Table(
+    "select_cost_curve",
+    ["model", "mode", "rewrites", "seeds", "candidates", "prompts", "value", "reference", "gain", "low", "high", "ci",
+     "selected_by", "evaluated_by", "note"],
+    key=["model", "mode", "rewrites", "seeds"],
+)
+SELECT_REFINE = Table(
+    "select_refine",
+    ["model", "id", "variant", "dimension", "seed", "best_score", "failed_atoms", "feedback", "text", "backend"],
+    key=["model", "id", "variant"],
+)
 
 
 def token_column(encoder: str, limit: int) -> str:

@@ -179,7 +179,7 @@ def test_a_run_of_imported_images_without_prompts_or_vqa_runs_notebook_05(analys
     scores = SCORES.read(copied.scores_path)
     SCORES.write(copied.scores_path, scores[scores["metric"] == "clipscore"].reset_index(drop=True))
     out = tmp_path / "05.ipynb"
-    pm.execute_notebook(str(NOTEBOOKS / "05_analyze.ipynb"), str(out), progress_bar=False, kernel_name=kernel_name(),
+    pm.execute_notebook(str(NOTEBOOKS / "06_analyze.ipynb"), str(out), progress_bar=False, kernel_name=kernel_name(),
                         parameters={"run_dir": str(copy), "profile": "", "overrides": ""})
     text = "\n".join(str(o.get("text", o.get("data", ""))) for c in nbformat.read(out, as_version=4).cells
                      for o in c.get("outputs", []))
@@ -188,3 +188,25 @@ def test_a_run_of_imported_images_without_prompts_or_vqa_runs_notebook_05(analys
     figures = {p.stem for p in (copy / "figures").glob("*.png")}
     assert "acceptance" in figures and "wordclouds" not in figures and not any(f.startswith("failure_modes") for f in figures)
     assert not math.isnan(pd.read_csv(copy / "tables" / "acceptance.csv")["ci_high"].iloc[0])
+
+
+def test_people_on_a_fifth_of_the_images_give_prediction_powered_acceptance(analysed, tmp_path):
+    import shutil
+
+    from act2i_utils import annotate
+    from act2i_utils.runs import open_run
+
+    run, _, _ = analysed
+    copy = tmp_path / "ppi"
+    shutil.copytree(run.root, copy)
+    partial = open_run(copy)
+    keep = annotate.answers(partial).drop_duplicates("image_id").sample(frac=0.2, random_state=0)["image_id"]
+    with storage.connect(partial.annotations_db_path, write=True) as conn:
+        conn.execute(f"UPDATE answers SET undone = 1 WHERE image_id NOT IN ({','.join('?' * len(keep))})", list(keep))
+    results = analysis.run(partial)
+    assert results.acceptance.source == "ppi" and "prediction-powered" in results.acceptance.description
+    rates = results.rates.dropna(subset=["acceptance"])  # a cell without any label has no estimate
+    assert {"n_human", "lambda"} <= set(rates.columns) and len(rates) and (rates["ci_low"] <= rates["ci_high"]).all()
+    assert "judge_leaderboard" in results.tables and "judge_leaderboard" in results.figures
+    html = results.report.read_text()
+    assert "prediction-powered" in html

@@ -16,8 +16,8 @@ ALL = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
 
 def test_there_are_stage_notebooks():
     assert [nb.name for nb in ALL] == [
-        "01_build_benchmark.ipynb", "02_enrich_prompts.ipynb", "03_generate_images.ipynb", "04_evaluate.ipynb",
-        "05_analyze.ipynb", "06_explore.ipynb"]
+        "01_build_benchmark.ipynb", "02_enrich_prompts.ipynb", "03_generate_images.ipynb", "04_select.ipynb", "05_evaluate.ipynb",
+        "06_analyze.ipynb", "07_explore.ipynb"]
 
 
 @pytest.mark.parametrize("path", ALL, ids=lambda p: p.name)
@@ -28,7 +28,7 @@ def test_notebook_is_thin_and_clean(path):
     tagged = [c for c in code if "parameters" in c.metadata.get("tags", [])]
     assert len(tagged) == 1 and tagged[0] is code[0]
     params = pm.inspect_notebook(str(path))
-    assert set(params) == ({"run_dir", "metric"} if path.name == "06_explore.ipynb" else {"run_dir", "profile", "overrides"})
+    assert set(params) == ({"run_dir", "metric"} if path.name == "07_explore.ipynb" else {"run_dir", "profile", "overrides"})
     assert nb.metadata["kernelspec"]["name"] == "act2i"
     for cell in code:
         for node in ast.walk(ast.parse(cell.source)):
@@ -45,7 +45,7 @@ def reproduced(tmp_path_factory):
 
 def test_pipeline_runs_the_stage_notebooks(reproduced):
     run_dir = reproduced
-    assert [nb.name for nb in stage_notebooks()] == [nb.name for nb in ALL if nb.name != "06_explore.ipynb"]
+    assert [nb.name for nb in stage_notebooks()] == [nb.name for nb in ALL if nb.name != "07_explore.ipynb"]
     for notebook in stage_notebooks():
         assert (run_dir / "notebooks" / notebook.name).is_file()
     bench = pd.read_parquet(run_dir / "benchmark.parquet")
@@ -54,10 +54,10 @@ def test_pipeline_runs_the_stage_notebooks(reproduced):
     prompts = pd.read_parquet(run_dir / "prompts.parquet")
     assert len(prompts) == 125 * 4 and (run_dir / "enrich_cache.jsonl").is_file()
     manifest = pd.read_parquet(run_dir / "images" / "manifest.parquet")
-    assert len(manifest) == 125 * 4 and all((run_dir / p).is_file() for p in manifest["path"])
+    assert len(manifest) == 125 * 6 and all((run_dir / p).is_file() for p in manifest["path"])
     assert (run_dir / "figures" / "qualitative_tiny-sd3.pdf").is_file()
     scores = pd.read_parquet(run_dir / "scores.parquet")
-    assert scores.groupby(["model", "variant", "id", "seed"]).ngroups == 125 * 4
+    assert scores.groupby(["model", "variant", "id", "seed"]).ngroups == 125 * 6  # base, 3 dimensions, selected, selected_per_label
     prov = json.loads((run_dir / "provenance.json").read_text())
     assert all(prov["stages"][s]["status"] == "done" for s in ("benchmark", "enrich", "generate", "evaluate", "analyze"))
     assert all(v["status"] == "done" for v in prov["notebooks"].values())
@@ -77,7 +77,7 @@ def test_reproduce_leaves_every_file_of_the_run_directory_contract(reproduced):
     assert "Random-weight models (smoke profile)" in report
 
 
-@pytest.mark.parametrize("name", [nb.name for nb in ALL if nb.name != "06_explore.ipynb"])
+@pytest.mark.parametrize("name", [nb.name for nb in ALL if nb.name != "07_explore.ipynb"])
 def test_executed_notebooks_read_well(reproduced, name):
     """No error, no stray `None`, progress bars that read finished, every figure the stage wrote shown."""
     nb = nbformat.read(reproduced / "notebooks" / name, as_version=4)
@@ -89,13 +89,13 @@ def test_executed_notebooks_read_well(reproduced, name):
     assert "application/vnd.jupyter.widget-view+json" not in json.dumps(outputs)  # no widget bars frozen at 0 %
     shown = sum("image/png" in o.get("data", {}) for o in outputs)
     written = {"01_build_benchmark.ipynb": ["benchmark_labels"],
-               "05_analyze.ipynb": [p.stem for p in (reproduced / "figures").glob("*.png") if p.stem != "benchmark_labels"]}
+               "06_analyze.ipynb": [p.stem for p in (reproduced / "figures").glob("*.png") if p.stem != "benchmark_labels"]}
     assert shown >= len(written.get(name, []))
 
 
 def test_explore_notebook_executes(reproduced, tmp_path):
     out = tmp_path / "06.ipynb"
-    pm.execute_notebook(str(NOTEBOOKS / "06_explore.ipynb"), str(out), progress_bar=False, kernel_name=kernel_name(),
+    pm.execute_notebook(str(NOTEBOOKS / "07_explore.ipynb"), str(out), progress_bar=False, kernel_name=kernel_name(),
                         parameters={"run_dir": str(reproduced)})
     executed = nbformat.read(out, as_version=4)
     assert any("VBox" in json.dumps(c.get("outputs", [])) for c in executed.cells)

@@ -16,17 +16,31 @@ PACKAGE = REPO / "act2i_utils"
 LAYERS = {
     "foundation": {"errors", "fileio", "typed"},
     "core": {"config", "schema", "cache", "runs", "models", "tiny", "registry", "manifest", "openai_client", "progress"},
-    "stages": {"benchmark", "enrich", "generate", "evaluate", "annotate", "analysis"},
+    "stages": {"benchmark", "enrich", "generate", "evaluate", "annotate", "analysis", "select"},
     "entry": {"pipeline", "cli"},
 }
 ALLOWED_STAGE_IMPORTS = {
     ("enrich", "benchmark.taxonomy"),  # the knowledge-base enricher reads the agents' body plans
     ("analysis", "annotate"),  # human answers through `annotate.answers`, the live study database
+    ("analysis", "select"),  # the honest comparison and cost curve of the selected variants
+    # select runs evaluate's own judge (make_judges, judge_all, image_items) on the candidate images, so that
+    # its values are the evaluate stage's values and share its cache
+    ("select", "evaluate.stage"),
+    # select makes the images of rewrite samples 1..n-1 with generate's pipeline loader and per-image seeding
+    # (generate itself makes sample 0 only), so that a candidate is made exactly as a generated image
+    ("select", "generate.stage"),
+    ("select", "generate.pipelines"),
+    # select's optional refinement: the failed atoms of evaluate's VQA judge become feedback, and the enrich
+    # stage's own backends, checks and cache write the new rewrite (Idea2Img style)
+    ("select", "evaluate.atoms"),
+    ("select", "enrich"),
+    ("select", "enrich.budget"),
 }
 CONTRACT_NAMES = ("config.yaml", "provenance.json", "benchmark.parquet", "benchmark_enriched.parquet",
                   "prompts.parquet", "enrich_cache.jsonl", "manifest.parquet", "manifest.parts", "scores.parquet",
                   "scores_cache.jsonl", "detections.parquet", "annotations.sqlite", "annotations.parquet",
-                  "annotations.csv", "annotation_plan.parquet", "report.html")
+                  "annotations.csv", "annotation_plan.parquet", "report.html", "selection.parquet",
+                  "select_candidates.parquet", "select_cost_curve.parquet", "select_refine.parquet")
 
 
 def module_name(path: Path) -> str:
@@ -184,7 +198,7 @@ def test_the_literal_check_would_catch_one():
     assert contract_literals('"""Writes scores.parquet."""') == []
 
 
-@pytest.mark.parametrize("notebook", sorted((REPO / "notebooks").glob("0[1-5]_*.ipynb")), ids=lambda p: p.name)
+@pytest.mark.parametrize("notebook", sorted((REPO / "notebooks").glob("0[1-6]_*.ipynb")), ids=lambda p: p.name)
 def test_stage_notebooks_take_only_the_run_the_profile_and_overrides(notebook):
     cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
     params = next(c for c in cells if "parameters" in c["metadata"].get("tags", []))

@@ -152,9 +152,10 @@ def judge_leaderboard(scores: pd.DataFrame, human: pd.DataFrame, bench: pd.DataF
                 row[f"{name}_ci_high"] = float(np.quantile(values, hi)) if len(values) else np.nan
             rows.append(row)
     table = pd.DataFrame(rows)
-    if len(table):
+    if len(table):  # the judges in the order of their AUROC over every image (the ranking figure's order)
         overall = table[table["slice"] == "all"].set_index("metric")["auroc"]
-        table["rank"] = table["metric"].map(overall.rank(ascending=False, method="min"))
+        table = table.assign(_order=table["metric"].map(-overall)).sort_values(["_order", "slice"], kind="stable")
+        table = table.drop(columns="_order").reset_index(drop=True)
     return table
 
 

@@ -136,11 +136,11 @@ def ppi_gains(human: pd.DataFrame, judge: pd.DataFrame, confidence: float = 0.95
             if sub["labelled"].any():
                 sums, ids = _cluster_parts(sub)
                 theta, psi, _ = estimate(sums)
-                fits[variant] = (theta, pd.Series(psi, index=ids))
+                fits[variant] = (theta, pd.Series(psi, index=ids), len(sub))
         if base not in fits:
             continue
-        tb, pb = fits[base]
-        for variant, (tv, pv) in fits.items():
+        tb, pb, nb = fits[base]
+        for variant, (tv, pv, nv) in fits.items():
             if variant == base:
                 continue
             ids = pb.index.intersection(pv.index)
@@ -148,7 +148,13 @@ def ppi_gains(human: pd.DataFrame, judge: pd.DataFrame, confidence: float = 0.95
             cov = covariance(pv[ids].to_numpy(), pb[ids].to_numpy())
             gain = tv / tb - 1 if tb > 0 else np.nan
             se = np.sqrt(max(var_v / tb**2 + tv**2 * var_b / tb**4 - 2 * tv * cov / tb**3, 0.0)) if tb > 0 else np.nan
-            rows.append({"model": model, "variant": variant, "base_acceptance": tb, "acceptance": tv,
+            se_abs = np.sqrt(max(var_v + var_b - 2 * cov, 0.0))
+            rows.append({"model": model, "variant": variant, "base_acceptance": tb,
+                         "base_acceptance_ci_low": tb - z * np.sqrt(var_b), "base_acceptance_ci_high": tb + z * np.sqrt(var_b),
+                         "acceptance": tv, "acceptance_ci_low": tv - z * np.sqrt(var_v),
+                         "acceptance_ci_high": tv + z * np.sqrt(var_v), "absolute_gain": tv - tb,
+                         "absolute_ci_low": tv - tb - z * se_abs, "absolute_ci_high": tv - tb + z * se_abs,
                          "relative_gain": gain, "relative_ci_low": gain - z * se, "relative_ci_high": gain + z * se,
-                         "prompts": len(ids)})
+                         "ci_method": "prediction-powered (PPI++, prompt-clustered, delta method)",
+                         "relative_ci_note": "", "images": nv + nb, "prompts": len(ids)})
     return pd.DataFrame(rows)

@@ -23,7 +23,7 @@ def publish_figures(run, target: str | Path, *, pdf: bool = False, max_width: in
 
     pngs = sorted(run.figures.glob("*.png"))
     if not pngs:
-        raise InputError(f"{run.figures} holds no figures; run the analyze stage (notebook 05) first.")
+        raise InputError(f"{run.figures} holds no figures; run the analyze stage (notebook 06) first.")
     target = Path(target)
     if target.exists():
         if not (target / "SOURCE.md").is_file():

@@ -21,7 +21,7 @@ from ..annotate import answers as human_answers
 from ..errors import InputError
 from ..fileio import atomic_path
 from ..manifest import configured_images, read_manifest
-from ..schema import KEY, PROMPTS, SCORES
+from ..schema import ANNOTATION_PLAN, KEY, PROMPTS, SCORES
 from . import figures as fg
 from . import linguistics, stats
 
@@ -45,12 +45,23 @@ def load_acceptance(run) -> tuple[stats.Acceptance, pd.DataFrame, pd.DataFrame]:
     answers = human_answers(run)
     scores_path = run.scores_path
     scores = SCORES.read(scores_path) if scores_path.is_file() else SCORES.empty()
-    if cfg.acceptance_source == "human" or (cfg.acceptance_source == "auto" and len(answers)):
+    source = cfg.acceptance_source
+    if source == "auto" and len(answers) and len(scores):
+        labelled = answers[KEY].drop_duplicates().shape[0]
+        judged = int((scores["metric"] == cfg.judge_metric).sum())
+        source = "ppi" if judged and labelled < judged / 2 else "human"
+    if source == "ppi":
+        if answers.empty or scores.empty:
+            raise InputError(f"{run.root}: prediction-powered acceptance needs human answers on some images and "
+                             f"the judge {cfg.judge_metric} on all; run `act2i annotate` and the evaluate stage.")
+        human = stats.from_annotations(answers)
+        return dataclasses.replace(human, source="ppi"), answers, scores
+    if source == "human" or (source == "auto" and len(answers)):
         if answers.empty:
             raise InputError(f"{run.root} has no human annotations; run `act2i annotate` first or set analyze.acceptance_source: judge.")
         return stats.from_annotations(answers), answers, scores
     if scores.empty:
-        raise InputError(f"{scores_path} does not exist or is empty; run the evaluate stage (notebook 04) first.")
+        raise InputError(f"{scores_path} does not exist or is empty; run the evaluate stage (notebook 05) first.")
     try:
         return stats.from_judge(scores, cfg.judge_metric, cfg.judge_threshold, cfg.judge_quantile), answers, scores
     except ValueError as err:
@@ -65,16 +76,20 @@ def run(run, progress: bool = True) -> Results:
         acc, answers, scores = load_acceptance(run)
         notes: list[str] = []
         acc, answers, scores = _configured_only(run, acc, answers, scores, notes)
+        acc, selection = _honest_selection(run, acc, notes)
         notes[:0] = acc.notes
         variants = list(dict.fromkeys(["base", *run.config.generate.variants, *acc.table["variant"]]))
         models = list(dict.fromkeys([m.label for m in run.config.generate.models] + list(acc.table["model"])))
         acc = dataclasses.replace(acc, table=_in_profile_order(acc.table, models, variants))
         rates, gains = stats.acceptance_rates(acc.table, variants, cfg.n_bootstrap, cfg.confidence, cfg.seed)
+        if acc.source == "ppi":
+            acc, rates, gains = _prediction_powered(run, acc, scores, rates, notes)
         results = Results(acc, rates, gains, notes=notes)
         source = acc.description
         if run.random_weights:
             results.notes.append("These numbers come from random-weight models (smoke profile): they test the pipeline, not a model.")
         _tables(results, run, bench, acc, answers, scores)
+        _selection_tables(results, run, acc, selection)
         _figures(results, run, bench, acc, source)
         _write(results, run, source)
         results.report = write_report(run, results)
@@ -107,8 +122,8 @@ def _configured_only(run, acc: stats.Acceptance, answers: pd.DataFrame, scores: 
         raise InputError(f"{run.root}: none of the {len(acc.table)} judged images is named by the run's current config; "
                          "judge the configured images or change the config.")
     cfg = run.config.analyze
-    if acc.source == "human":
-        acc = stats.from_annotations(answers)
+    if acc.source in ("human", "ppi"):
+        acc = dataclasses.replace(stats.from_annotations(answers), source=acc.source)
     else:
         try:
             acc = stats.from_judge(scores, cfg.judge_metric, cfg.judge_threshold, cfg.judge_quantile)
@@ -116,6 +131,79 @@ def _configured_only(run, acc: stats.Acceptance, answers: pd.DataFrame, scores: 
             raise InputError(f"{run.scores_path}: {err} (among the images the current config names).") from None
     notes.append(f"{dropped} judged images are not named by the run's current config and are left out.")
     return acc, answers, scores
+
+
+def _evaluator(run, acc) -> str:
+    """Who judged the acceptance: people, or the judge metric (also for prediction-powered acceptance)."""
+    return "human" if acc.source == "human" else run.config.analyze.judge_metric
+
+
+def _honest_selection(run, acc, notes):
+    """Acceptance with only the selected images that something other than their selection judge may judge."""
+    if not (run.config.select.enabled and run.selection_path.is_file()):
+        return acc, None
+    from ..select import honest_acceptance, reportable
+    from ..schema import SELECTION
+
+    selection = SELECTION.read(run.selection_path)
+    table, extra = honest_acceptance(acc.table, selection, _evaluator(run, acc))
+    notes += extra + [sentence for sentence in reportable(selection, _evaluator(run, acc)).values() if sentence]
+    return dataclasses.replace(acc, table=table), selection
+
+
+def _selection_tables(results: Results, run, acc, selection) -> None:
+    """The selected variants against base and each fixed dimension (held out), and the cost curve."""
+    if selection is None:
+        return
+    from ..select import cost_curve, cost_curve_figure, honest_comparison, reportable
+    from ..schema import SELECT_CANDIDATES
+
+    cfg = run.config.analyze
+    boot = dict(n_boot=cfg.n_bootstrap, confidence=cfg.confidence, seed=cfg.seed)
+    evaluator = _evaluator(run, acc)
+    allowed = [v for v, sentence in reportable(selection, evaluator).items() if sentence is None]
+    if allowed:
+        results.tables["selected_comparison"] = honest_comparison(acc.table, selection, evaluator, variants=allowed, **boot)
+        chooser = selection["metric"].iloc[0]
+        results.notes.append(f"Selected variants chosen by {chooser}, evaluated by {'people' if evaluator == 'human' else evaluator}.")
+    if run.select_candidates_path.is_file():
+        selection_seeds, heldout = run.config.select.seeds(run.config.generate.seeds)
+        try:
+            curve = cost_curve(SELECT_CANDIDATES.read(run.select_candidates_path), acc.table, evaluator=evaluator,
+                               mode="heldout" if heldout else "image", selection_seeds=selection_seeds,
+                               heldout_seeds=heldout, **boot)
+        except InputError as err:
+            results.notes.append(f"Cost curve not reported: {err}")
+            return
+        results.tables["selection_cost_curve"] = curve
+        results.figures["selection_cost_curve"] = fg.save_figure(
+            cost_curve_figure(curve, acc.description, cfg.confidence), run.figures / "selection_cost_curve",
+            random_weights=run.random_weights)[0]
+
+
+def _prediction_powered(run, acc, scores, human_rates, notes):
+    """Headline acceptance and gains from the people's labels and the judge on every image (PPI++)."""
+    from .ppi import ppi_acceptance, ppi_gains
+
+    cfg = run.config.analyze
+    judge = scores[scores["metric"] == cfg.judge_metric]
+    if judge.empty or not judge["value"].between(0, 1).all():
+        raise InputError(f"{run.scores_path}: analyze.judge_metric '{cfg.judge_metric}' must give every image a "
+                         "probability in [0, 1] for prediction-powered acceptance (e.g. vqa or soft_tifa_gm).")
+    human = acc.table[KEY + ["accepted"]]
+    if run.annotation_plan_path.is_file():  # labels chosen by `annotate plan`: weight each by 1 / its chance
+        plan = ANNOTATION_PLAN.read(run.annotation_plan_path)
+        human = human.merge(plan[KEY + ["inclusion_prob"]], on=KEY, how="left")
+    ppi = ppi_acceptance(human, judge, cfg.confidence)
+    rates = ppi.rename(columns={"n_judge": "images"}).merge(
+        human_rates[["model", "variant", "prompts"]], on=["model", "variant"], how="left")
+    rates["ci_method"] = "prediction-powered (PPI++, prompt-clustered)"
+    gains = ppi_gains(human, judge, cfg.confidence)
+    description = (f"human acceptance, prediction-powered: {len(human):,} human-labelled images + "
+                   f"{cfg.judge_metric} on {len(judge):,}")
+    notes.append("Breakdowns, paired tests and the GEE model use the human-labelled images only; the headline "
+                 "acceptance and gains combine them with the judge on every image (prediction-powered inference).")
+    return dataclasses.replace(acc, description=description), rates, gains
 
 
 def _tables(results: Results, run, bench, acc, answers, scores) -> None:
@@ -133,15 +221,22 @@ def _tables(results: Results, run, bench, acc, answers, scores) -> None:
     if len(answers) and len(scores):
         human = acc.table if acc.source == "human" else stats.from_annotations(answers).table  # votes counted once
         t["metric_validity"] = stats.metric_validity(scores, human, **boot)
+        from . import meta
+
+        t["judge_leaderboard"] = meta.judge_leaderboard(scores, human, bench, n_boot=min(cfg.n_bootstrap, 500),
+                                                        confidence=cfg.confidence, seed=cfg.seed)
     else:
         results.notes.append("Metric validity skipped: it needs both human annotations and automatic scores.")
     if len(answers) and answers["tags"].fillna("").str.len().gt(0).any():
         t["failure_modes"] = stats.failures_from_tags(answers, **boot)
         results.notes.append("Failure modes from the annotators' tags (an image shows a mode when anyone tagged it).")
     elif len(scores):
-        t["failure_modes"] = stats.failures_from_vqa(scores, 0.5, cfg.judge_quantile, **boot)
+        found = [stats.failures_from_vqa(scores, 0.5, cfg.judge_quantile, **boot), stats.failures_from_geometry(scores, **boot)]
+        found = [f for f in found if len(f)]
+        t["failure_modes"] = pd.concat(found, ignore_index=True) if found else pd.DataFrame(columns=stats.FAILURE_COLUMNS)
         if len(t["failure_modes"]):
-            results.notes.append("Failure modes from the VQA judge's decomposed questions (no tags from people).")
+            results.notes.append("Failure modes from the judges (no tags from people): the VQA judge's decomposed "
+                                 "questions and, where there is a detector, the agents' boxes (missing, fused, no contact).")
         else:
             results.notes.append("Failure modes skipped: no tags from people and no VQA decomposition in the scores.")
     else:
@@ -210,6 +305,10 @@ def _figures(results: Results, run, bench, acc, source: str) -> None:
         save("wordclouds", fg.word_clouds(linguistics.added_words(t.pop("_added_words"))))
     if "metric_validity" in t and len(t["metric_validity"]):
         save("metric_validity", fg.validity_bars(t["metric_validity"], confidence=level))
+    if "judge_leaderboard" in t and len(t["judge_leaderboard"]):
+        from .meta import leaderboard_figure
+
+        save("judge_leaderboard", leaderboard_figure(t["judge_leaderboard"], "against " + source))
     _qualitative(results, run, save)
 
 

@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from ..schema import ACCEPTANCE, KEY
+from .ppi import ppi_acceptance, ppi_gains  # noqa: F401 - public here too: stats.ppi_acceptance
 
 SPARSE_PROMPTS = 5  # below this many prompts with an accepted (or a rejected) image, widen to Clopper-Pearson
 CI_BOOTSTRAP = "prompt bootstrap (BCa)"
@@ -903,6 +904,30 @@ def failures_from_vqa(scores: pd.DataFrame, threshold: float = 0.5, quantile: fl
     wide["wrong action"] = agents & (wide["vqa_action"] < cut["vqa_action"])
     wide["role reversal"] = agents & (wide["vqa_reversed"] > wide["vqa_action"])
     return failure_shares(wide, ("missing agent", "wrong action", "role reversal"), n_boot, confidence, seed)
+
+
+GEOMETRY_PARTS = ("geo_agents", "geo_iou", "geo_topology")
+
+
+def failures_from_geometry(scores: pd.DataFrame, fused_iou: float = 0.7, n_boot: int = 2000, confidence: float = 0.95,
+                           seed: int = 0) -> pd.DataFrame:
+    """Failure modes read from the detector's boxes: a missing agent (fewer than two agents found),
+    agents fused (both found, their best boxes overlapping by more than `fused_iou`), no contact
+    (the gap between the boxes does not fit the prompt's spatial topology); shares of all images,
+    with intervals. Empty without the geometry metrics."""
+    geo = scores[scores["metric"].isin(GEOMETRY_PARTS)]
+    if geo.empty or "geo_agents" not in set(geo["metric"]):
+        return pd.DataFrame(columns=FAILURE_COLUMNS)
+    wide = geo.pivot_table(index=KEY, columns="metric", values="value").reset_index()
+    for column in GEOMETRY_PARTS:
+        if column not in wide:
+            wide[column] = np.nan
+    modes = {"missing agent (detector)": wide["geo_agents"] < 2,
+             "agents fused": (wide["geo_agents"] == 2) & (wide["geo_iou"] > fused_iou),
+             "no contact": wide["geo_topology"] == 0}
+    for name, flag in modes.items():
+        wide[name] = flag.fillna(False).astype(bool)
+    return failure_shares(wide, tuple(modes), n_boot, confidence, seed)
 
 
 def failure_shift(failures: pd.DataFrame) -> pd.DataFrame:
