@@ -158,13 +158,13 @@ def judge_all(judge, items: list[dict], cache: JsonlCache, batch_size: int, prog
     """Values of one judge for every item (with the metrics it derives): from the cache, or computed
     in batches and cached."""
     from PIL import Image
-    from tqdm.auto import tqdm
+    from ..progress import progress_bar
 
     identity = getattr(judge, "identity", None)  # an API judge: the served name; else the weights' content
     model = identity() if identity else model_identity(judge.model_ref)  # new weights in a folder: a new judge
     keys = [cache_key(image=i["image_hash"], judge=judge.name, model=model, inputs=judge.signature(i)) for i in items]
     missing = [n for n, k in enumerate(keys) if k not in cache]
-    with tqdm(total=len(missing), desc=f"{judge.name} ({judge.model_ref})", unit="img", disable=not progress or not missing) as bar:
+    with progress_bar(total=len(missing), desc=f"{judge.name} ({judge.model_ref})", unit="img", disable=not progress or not missing) as bar:
         for start in range(0, len(missing), batch_size):
             chunk = missing[start:start + batch_size]
             images = []
