@@ -6,13 +6,15 @@ the full width 7 in, Okabe-Ito colour-blind-safe colours):
 - the paper's variant order and colours everywhere: Original (grey), Spatial (blue), Emotional
   (orange), Temporal (green), then any other variant (`variant_order`, `variant_title`,
   `variant_colours`);
-- seaborn draws the bars and heatmaps but never computes an interval (always `errorbar=None`):
-  every estimate carries act2i's own prompt-bootstrap interval from the table (error bars, or
-  "[low, high]" in a heatmap cell), every heatmap cell its n, and every figure a title and a note
-  under it with its n and its source (the acceptance source, or where the prompts come from);
+- seaborn draws the bars and never computes an interval (always `errorbar=None`): every estimate
+  carries act2i's own prompt-bootstrap interval from the table (error bars, or "[low, high]" in a
+  heatmap cell), every heatmap cell its n, and every figure a title and a note under it with its
+  n and its source (the acceptance source, or where the prompts come from). Heatmaps keep
+  seaborn's look but are drawn directly, laid out by hand: `sns.heatmap` renders the whole figure
+  once per call, which would cost a 10-model analysis seconds per model;
 - tick labels are wrapped to the room they have, never run together; heatmap cell text is black
-  or white, whichever reads on the cell; colour scales of gains and win rates are symmetric around
-  no effect (0, or one half) and sized to the data.
+  or white, whichever contrasts more with the cell; colour scales of gains and win rates are
+  symmetric around no effect (0, or one half) and sized to the data.
 
 `save_figure` writes png and pdf and stamps figures of random-weight models; `caption` says in one
 sentence what a figure file of the analyze stage shows and where its numbers come from.
@@ -260,10 +262,10 @@ def gain_bars(gains: pd.DataFrame, source: str, confidence: float = 0.95):
         _bars(ax, data, x="model", y="relative_gain", low="relative_ci_low", high="relative_ci_high", order=models,
               hue="Variant", hue_order=titles, palette=palette, cap=top)
         unbounded = np.isinf(data["relative_ci_high"].to_numpy(dtype=float)) & np.isfinite(data["relative_gain"])
-        for container in ax.containers[: len(titles)]:
+        for container, title in zip(ax.containers, titles):
             for bar in container:
                 centre = bar.get_x() + bar.get_width() / 2
-                model, title = models[int(round(centre))], container.get_label()
+                model = models[int(round(centre))]
                 hit = unbounded & (data["model"] == model).to_numpy() & (data["Variant"] == title).to_numpy()
                 if hit.any():
                     ax.annotate("", (centre, top), (centre, top * 0.9), arrowprops=dict(arrowstyle="->", lw=0.8))
@@ -278,8 +280,9 @@ def gain_bars(gains: pd.DataFrame, source: str, confidence: float = 0.95):
     return fig
 
 
-def validity_bars(validity: pd.DataFrame, confidence: float = 0.95):
-    """AUROC of each automatic metric against human acceptance (0.5 = chance), with intervals."""
+def validity_bars(validity: pd.DataFrame, confidence: float = 0.95, source: str = "human acceptance"):
+    """AUROC of each automatic metric against human acceptance (`source`: how it was counted;
+    0.5 = chance), with intervals."""
     import matplotlib.pyplot as plt
 
     table = validity.sort_values("auroc", ascending=False, kind="stable")
@@ -293,7 +296,7 @@ def validity_bars(validity: pd.DataFrame, confidence: float = 0.95):
         ax.set_ylabel("")
         ax.set_xlabel("AUROC against human acceptance (image level)")
         ax.set_title("Which automatic judge agrees with people")
-        _note(fig, f"dashed: chance; {_counts(table)} per bar; {_interval_note(confidence)}")
+        _note(fig, f"people: {source}\ndashed: chance; {_counts(table)} per bar; {_interval_note(confidence)}")
     return fig
 
 
@@ -434,15 +437,12 @@ def _length_panel(ax, data: pd.DataFrame, label: str, percent: bool) -> None:
 
 def _pos_panel(ax, pos: pd.DataFrame, lengths: pd.DataFrame, top: int = 8) -> None:
     """Heatmap of the commonest parts of speech's shares per variant, n (prompts) in each row."""
-    import seaborn as sns
-
     order = list(pos.groupby("pos")["share"].mean().sort_values(ascending=False).index[:top])
     variants = variant_order(pos["variant"])
     grid = pos.pivot_table(index="variant", columns="pos", values="share").reindex(index=variants, columns=order)
     prompts = lengths.set_index("variant")["prompts"].reindex(variants)
     text = grid.map(lambda v: f"{v:.0%}" if np.isfinite(v) else "")
-    sns.heatmap(grid, annot=text.to_numpy(), fmt="", cmap="Greys", vmin=0, vmax=max(float(np.nanmax(grid.to_numpy())), 0.01),
-                cbar=False, ax=ax, linewidths=0.5, linecolor="white", annot_kws={"fontsize": CELL_FONT})
+    _heatmap(ax, grid, text, cmap="Greys", vmin=0, vmax=max(float(np.nanmax(grid.to_numpy())), 0.01))
     ax.set_yticks(np.arange(len(variants)) + 0.5, [f"{variant_title(v)} (n={int(n)})" if np.isfinite(n) else variant_title(v)
                                                    for v, n in zip(variants, prompts)], rotation=0)
     ax.set_xticks(np.arange(len(order)) + 0.5, order, rotation=0)
@@ -454,17 +454,27 @@ def _pos_panel(ax, pos: pd.DataFrame, lengths: pd.DataFrame, top: int = 8) -> No
 # --- heatmaps -------------------------------------------------------------------------------------
 
 
-def _heatmap(ax, values: pd.DataFrame, text: pd.DataFrame, **scale) -> None:
-    """Seaborn heatmap of `values` with `text` in each cell (its colour chosen for contrast by
-    seaborn); a cell without a value shows its text in grey on white."""
-    import seaborn as sns
+def _heatmap(ax, values: pd.DataFrame, text: pd.DataFrame, *, cmap: str, vmin: float, vmax: float):
+    """Seaborn's heatmap look (white grid, no spines, matrix order) drawn directly: `sns.heatmap`
+    renders the whole figure once per call to check its tick labels, which costs more than the
+    figure. `text` goes in each cell in black or white, whichever contrasts more with the cell (WCAG
+    contrast: black above a relative luminance of 0.179); a cell without a value shows its text in
+    grey on white. Returns the mesh (for a colorbar)."""
+    import matplotlib.pyplot as plt
+    from seaborn.utils import relative_luminance
 
-    mask = values.isna()
-    sns.heatmap(values.astype(float), annot=text.to_numpy(), fmt="", mask=mask.to_numpy(), ax=ax, linewidths=0.6,
-                linecolor="white", annot_kws={"fontsize": CELL_FONT, "linespacing": 0.95}, **scale)
-    for (r, c), empty in np.ndenumerate(mask.to_numpy()):
-        if empty and text.iat[r, c]:
-            ax.text(c + 0.5, r + 0.5, text.iat[r, c], ha="center", va="center", fontsize=CELL_FONT, color="#777777")
+    data = np.ma.masked_invalid(values.to_numpy(dtype=float))
+    mesh = ax.pcolormesh(data, cmap=plt.get_cmap(cmap), vmin=vmin, vmax=vmax, edgecolors="white", linewidth=0.6)
+    ax.set(xlim=(0, data.shape[1]), ylim=(data.shape[0], 0))
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    for (r, c), value in np.ndenumerate(data.filled(np.nan)):
+        if not text.iat[r, c]:
+            continue
+        ink = "#666666" if not np.isfinite(value) else (
+            "black" if relative_luminance(mesh.cmap(mesh.norm(value))) > 0.179 else "white")
+        ax.text(c + 0.5, r + 0.5, text.iat[r, c], ha="center", va="center", fontsize=CELL_FONT, linespacing=0.95, color=ink)
+    return mesh
 
 
 def _limit(v: float, fmt: str) -> str:
@@ -483,8 +493,20 @@ def _cell(value: float, low: float, high: float, n: float, fmt: str, empty: str 
 
 
 def _grids(table: pd.DataFrame, rows: str, columns: str, fields: list[str], row_order, column_order) -> list[pd.DataFrame]:
-    return [table.pivot_table(index=rows, columns=columns, values=f, sort=False, dropna=False, aggfunc="first")
-            .reindex(index=row_order, columns=column_order) for f in fields]
+    wide = table.drop_duplicates([rows, columns]).set_index([rows, columns])[fields].unstack(columns)
+    return [wide[f].reindex(index=row_order, columns=column_order) for f in fields]
+
+
+def _placed_axes(fig, width: float, height: float, left: float, top: float, w: float, h: float):
+    """Axes at `left`, `top` inches from the figure's left and top edges, `w` x `h` inches: heatmaps are
+    laid out by hand (a layout engine would lay them out again at every draw)."""
+    return fig.add_axes([left / width, 1 - (top + h) / height, w / width, h / height])
+
+
+def _text_width(labels, points: float = 7) -> float:
+    """Inches the longest line of `labels` takes in `points`-size text."""
+    lines = [line for label in labels for line in str(label).splitlines()] or [""]
+    return max(len(line) for line in lines) * 0.55 * points / 72
 
 
 def label_heatmap(table: pd.DataFrame, model: str, source: str, value: str = "acceptance", confidence: float = 0.95):
@@ -509,6 +531,22 @@ def _label_panels(tables: list[pd.DataFrame], model: str, value: str) -> list[tu
     return panels
 
 
+def _panel_text(values, lows, highs, prompts, scale: float, fmt: str, empty: str) -> pd.DataFrame:
+    return pd.DataFrame([[_cell(values.iat[r, c] * scale, lows.iat[r, c] * scale, highs.iat[r, c] * scale,
+                                prompts.iat[r, c], fmt, empty) for c in range(values.shape[1])]
+                         for r in range(values.shape[0])])
+
+
+def _gain_scale(grids: list[pd.DataFrame], scale: float) -> dict:
+    """A diverging colour scale symmetric around 0 holding every gain, in steps of 10 percentage points."""
+    values = np.concatenate([g.to_numpy(dtype=float).ravel() * scale for g in grids] or [np.zeros(1)])
+    half = _symmetric(values, step=10, least=10)
+    return dict(cmap=DIVERGING_MAP, vmin=-half, vmax=half)
+
+
+CELL_WIDTH, CELL_HEIGHT = 0.75, 0.46  # inches: room for "48%", "[39%, 57%]" and "n=25" in 5.5 pt
+
+
 def label_heatmaps(tables: list[pd.DataFrame], model: str, source: str, value: str = "acceptance",
                    confidence: float = 0.95):
     """One panel per label (each a `stats.breakdown` table) of label value x variant for one model,
@@ -516,44 +554,38 @@ def label_heatmaps(tables: list[pd.DataFrame], model: str, source: str, value: s
     "relative_gain"; a scale symmetric around 0 and sized to the data). Each cell shows the value,
     its interval ("+∞": unbounded) and its n (prompts)."""
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import PercentFormatter, StrMethodFormatter
 
     gain = value != "acceptance"
     scale = 100.0 if gain else 1.0
     panels = _label_panels(tables, model, value)
-    fmt = "{:+.0f}%" if gain else "{:.0%}"
-    if gain:
-        half = _symmetric(np.concatenate([p[1].to_numpy(dtype=float).ravel() * scale for p in panels] or [[0.0]]), step=10,
-                          least=10)
-        colours = dict(cmap=DIVERGING_MAP, vmin=-half, vmax=half, center=0)
-    else:
-        colours = dict(cmap=ACCEPTANCE_MAP, vmin=0, vmax=1)
+    colours = _gain_scale([p[1] for p in panels], scale) if gain else dict(cmap=ACCEPTANCE_MAP, vmin=0, vmax=1)
     n_columns = max((p[1].shape[1] for p in panels), default=1)
-    n_rows = [max(p[1].shape[0], 1) for p in panels] or [1]
-    label_width = min(2.0, 0.06 * max((len(str(v)) for p in panels for v in p[1].index), default=8) + 0.2)
+    heights = [CELL_HEIGHT * max(p[1].shape[0], 1) for p in panels] or [CELL_HEIGHT]
+    left = _text_width([_wrap(v, 22) for p in panels for v in p[1].index]) + 0.25  # the row labels
+    top, gap, plot = 0.95, 0.3, CELL_WIDTH * n_columns  # room for the title, the panels' titles and the variant names
+    width, height = left + plot + 1.0, top + sum(heights) + gap * (len(heights) - 1) + 0.35
     with plt.rc_context(style()):
-        fig, axes = plt.subplots(len(n_rows), 2, squeeze=False, layout="constrained",
-                                 gridspec_kw={"height_ratios": n_rows, "width_ratios": [1, 0.05]},
-                                 figsize=(label_width + 0.85 * n_columns + 0.9, 0.46 * sum(n_rows) + 0.45 * len(n_rows) + 0.8))
-        grid = axes[0][1].get_gridspec()
-        for ax in axes[:, 1]:
-            ax.remove()
-        bar = fig.add_subplot(grid[:, 1])
-        for i, (ax, (label, values, lows, highs, prompts)) in enumerate(zip(axes[:, 0], panels)):
-            text = pd.DataFrame([[_cell(*(g.iat[r, c] * (scale if k < 3 else 1) for k, g in enumerate((values, lows, highs, prompts))),
-                                        fmt, empty="undefined" if gain else "n/a")
-                                  for c in range(values.shape[1])] for r in range(values.shape[0])])
-            _heatmap(ax, values * scale, text, cbar=i == 0, cbar_ax=bar if i == 0 else None, **colours)
-            ax.set_xticks(np.arange(values.shape[1]) + 0.5, [variant_title(v) for v in values.columns], rotation=0)
-            ax.set_yticks(np.arange(values.shape[0]) + 0.5, [_wrap(v, 22) for v in values.index], rotation=0)
+        fig = plt.figure(figsize=(width, height))
+        bar = _placed_axes(fig, width, height, left + plot + 0.15, top, 0.12, height - top - 0.35)
+        y = top
+        for i, ((label, values, lows, highs, prompts), h) in enumerate(zip(panels, heights)):
+            ax = _placed_axes(fig, width, height, left, y, CELL_WIDTH * values.shape[1], h)
+            y += h + gap
+            text = _panel_text(values, lows, highs, prompts, scale, "{:+.0f}%" if gain else "{:.0%}",
+                               "undefined" if gain else "n/a")
+            mesh = _heatmap(ax, values * scale, text, **colours)
+            ax.set_xticks(np.arange(values.shape[1]) + 0.5, [variant_title(v) for v in values.columns])
+            ax.set_yticks(np.arange(values.shape[0]) + 0.5, [_wrap(v, 22) for v in values.index])
             ax.tick_params(axis="x", labelbottom=i == len(panels) - 1, labeltop=i == 0, top=False, bottom=False)
             ax.tick_params(axis="y", left=False)
-            ax.set_xlabel("")
-            ax.set_ylabel(label)
+            ax.set_title(label, loc="left", fontsize=8, fontweight="bold", pad=3)
+        if panels:
+            fig.colorbar(mesh, cax=bar).outline.set_linewidth(0)
         bar.set_ylabel("relative gain over Original" if gain else "acceptance")
-        from matplotlib.ticker import PercentFormatter, StrMethodFormatter
-
         bar.yaxis.set_major_formatter(StrMethodFormatter("{x:+.0f}%") if gain else PercentFormatter(1.0))
-        fig.suptitle(f"{model}: {'relative gain over Original' if gain else 'acceptance'} by label")
+        fig.suptitle(f"{model}: {'relative gain over Original' if gain else 'acceptance'} by label",
+                     y=1 - 0.12 / height, va="top")
         _note(fig, f"{source}\nn = prompts in the cell; [{confidence:.0%} interval], prompt bootstrap within the cell's "
                    "prompts" + ("; undefined: base acceptance 0" if gain else ""), layout=False)
     return fig
@@ -573,28 +605,36 @@ def win_heatmap(matrix: pd.DataFrame, title: str, source: str, low: pd.DataFrame
     the interval of each share (`low`, `high`) and the pairs compared (`pairs`, the cell's n) when
     given; a colour scale symmetric around one half and sized to the data."""
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import PercentFormatter
 
     names, labels = _win_names([str(n) for n in matrix.index])
     fill = pd.DataFrame(np.nan, index=names, columns=names)
     values, lows, highs, counts = ((m if m is not None else fill).reindex(index=names, columns=names).astype(float)
                                    for m in (matrix, low, high, pairs))
     half = min(0.5, _symmetric(values.to_numpy(), centre=0.5, least=0.1))
-    text = pd.DataFrame([["" if r == c else _cell(values.iat[r, c], lows.iat[r, c], highs.iat[r, c], counts.iat[r, c], "{:.0%}")
-                          for c in range(len(names))] for r in range(len(names))])
-    cell = 0.85
+    text = _panel_text(values, lows, highs, counts, 1.0, "{:.0%}", "")
+    for i in range(len(names)):
+        text.iat[i, i] = ""  # a name against itself
+    rows = [_wrap(n, 18) for n in labels]
+    left, top, n = _text_width(rows) + 0.45, 0.55, len(names)
+    width, height = left + CELL_WIDTH * n + 1.1, top + CELL_HEIGHT * n + 0.7
     with plt.rc_context(style()):
-        fig, ax = plt.subplots(figsize=(1.6 + cell * len(names) + 0.9, 1.2 + 0.55 * len(names)), layout="constrained")
-        _heatmap(ax, values, text, cmap=DIVERGING_MAP, vmin=0.5 - half, vmax=0.5 + half, center=0.5,
-                 cbar_kws={"label": "row wins (share of discordant pairs)", "fraction": 0.05})
-        ax.set_xticks(np.arange(len(names)) + 0.5, [_wrap(n, _chars(cell)) for n in labels], rotation=0)
-        ax.set_yticks(np.arange(len(names)) + 0.5, [_wrap(n, 18) for n in labels], rotation=0)
+        fig = plt.figure(figsize=(width, height))
+        ax = _placed_axes(fig, width, height, left, top, CELL_WIDTH * n, CELL_HEIGHT * n)
+        mesh = _heatmap(ax, values, text, cmap=DIVERGING_MAP, vmin=0.5 - half, vmax=0.5 + half)
+        bar = fig.colorbar(mesh, cax=_placed_axes(fig, width, height, left + CELL_WIDTH * n + 0.15, top, 0.12, CELL_HEIGHT * n),
+                           label="row wins")
+        bar.outline.set_linewidth(0)
+        bar.ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+        ax.set_xticks(np.arange(n) + 0.5, [_wrap(label, _chars(CELL_WIDTH)) for label in labels])
+        ax.set_yticks(np.arange(n) + 0.5, rows)
         ax.tick_params(left=False, bottom=False)
         ax.set_xlabel("column")
         ax.set_ylabel("row")
         ax.set_title(title)
-        ax.collections[0].colorbar.ax.yaxis.set_major_formatter(plt.matplotlib.ticker.PercentFormatter(1.0))
         counts_note = f"n = image pairs compared in the cell ({_span(counts.to_numpy().ravel())}); " if pairs is not None else ""
-        _note(fig, f"{source}\n{counts_note}[{confidence:.0%} interval], prompt bootstrap", layout=False)
+        _note(fig, f"{source}\nrow wins: share of the (prompt, seed) pairs with exactly one image accepted where it is the "
+                   f"row's; {counts_note}[{confidence:.0%} interval], prompt bootstrap", layout=False)
     return fig
 
 
@@ -766,13 +806,16 @@ def _rule_flags(wide: pd.DataFrame, rules: dict, signal: str) -> pd.DataFrame:
 
 
 def _pick(flags: pd.DataFrame, per_mode: int) -> pd.DataFrame:
-    """The strongest `per_mode` images of each mode, preferring different prompts (ties: the paper's
-    variant order, then id and seed)."""
+    """The strongest `per_mode` images of each mode, preferring different prompts, and among equally
+    strong images taking the variants in turn (then the paper's variant order, id and seed)."""
     ranked = flags.assign(_rank=flags["variant"].map(_variant_rank))
     ranked = ranked.sort_values(["strength", "_rank", "id", "seed"], ascending=[False, True, True, True], kind="stable")
+    ranked["_turn"] = ranked.groupby(["mode", "strength", "variant"], sort=False).cumcount()
+    ranked = ranked.sort_values(["strength", "_turn", "_rank", "id", "seed"], ascending=[False, True, True, True, True],
+                                kind="stable")
     first = ranked.drop_duplicates(["mode", "id"])
     chosen = pd.concat([first, ranked.drop(first.index)]).groupby("mode", sort=False).head(per_mode)
-    return chosen.drop(columns="_rank")
+    return chosen.drop(columns=["_rank", "_turn"])
 
 
 def failure_examples(flags: pd.DataFrame, manifest: pd.DataFrame, run_root: str | Path, *, model: str,
@@ -841,23 +884,23 @@ CAPTIONS = {  # figure file (or its prefix, up to the model or variant) -> what 
                        "column's is not, among the (prompt, seed) pairs where exactly one is, with {level} intervals "
                        "and the pairs compared. Acceptance: {source}.",
     "wordclouds": "The words each enrichment dimension adds to the original prompts (source: the run's enriched "
-                  "prompts, prompts.parquet).",
+                  "prompts, notebook 02).",
     "qualitative_": "{x}: the same prompts (rows) under each variant (columns), one seed (source: the run's images).",
     "failure_modes_": "{x}: share of images showing each failure mode per variant, with {level} prompt-bootstrap "
                       "intervals. Failure modes from the annotators' tags or, without tags, the judges; acceptance: "
                       "{source}.",
     "failure_examples_": "{x}: example images of each failure mode (hybridization, incomplete action, contextual "
-                         "misrepresentation, missing agent, role reversal), the strongest cases by the annotators' "
-                         "tags or, without tags, the judges.",
+                         "misrepresentation, missing agent, role reversal): the strongest cases by the annotators' "
+                         "tags or, without tags, the judges (source: the run's images and those judgements).",
     "metric_validity": "How well each automatic judge separates the images people accepted from those they "
                        "rejected (AUROC, 0.5 = chance), with {level} prompt-bootstrap intervals. People: {source}.",
     "judge_leaderboard": "Automatic judges ranked by their agreement with people, overall and per slice, with "
                          "prompt-bootstrap intervals. People: {source}.",
     "prompt_lengths": "Prompt length per variant in words and in each text encoder's tokens, the share over the "
                       "encoder's limit, and parts of speech where spaCy is installed (source: the run's enriched "
-                      "prompts, prompts.parquet; n = prompts).",
+                      "prompts, notebook 02; n = prompts).",
     "benchmark_labels": "Prompts per value of each semantic label of the benchmark (source: the run's "
-                        "benchmark.parquet, written by notebook 01).",
+                        "benchmark, notebook 01).",
     "selection_cost_curve": "Gain over the original prompt against the images generated per prompt (rewrites x "
                             "seeds) when the best candidate is selected, with prompt-bootstrap intervals (source: "
                             "the select stage's held-out evaluation).",
@@ -869,7 +912,8 @@ def caption(name: str, source: str, confidence: float = 0.95) -> str:
     level = f"{confidence:.0%}"
     for key, text in CAPTIONS.items():
         if name == key or (key.endswith("_") and name.startswith(key)):
-            return text.format(x=name.removeprefix(key) if key.endswith("_") else name, source=source, level=level)
+            rest = name.removeprefix(key) if key.endswith("_") else name
+            return text.format(x=variant_title(rest) if key == "winrate_models_" else rest, source=source, level=level)
     return f"{name.replace('_', ' ').capitalize()}: a figure another stage wrote into the run's figures folder."
 
 

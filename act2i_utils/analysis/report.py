@@ -36,7 +36,7 @@ h1 { font-size: 1.5rem; } h2 { font-size: 1.15rem; margin-top: 2.2rem; border-bo
 h3 { font-size: 0.95rem; margin-top: 1.2rem; }
 table { border-collapse: collapse; font-size: 0.8rem; margin: 0.5rem 0; }
 th, td { border: 1px solid #ccc; padding: 0.2rem 0.5rem; text-align: right; } th { background: #f3f3f3; }
-td:first-child, th:first-child { text-align: left; }
+td:first-child, th:first-child { text-align: left; } td:nth-child(-n+3) { white-space: nowrap; }
 .warning { background: #fdecea; color: #8a1c0f; padding: 0.6rem 0.8rem; border-radius: 0.3rem; font-weight: 600; }
 .source { color: #444; font-style: italic; } .caption { color: #555; font-size: 0.8rem; }
 nav.toc { background: #f7f7f7; padding: 0.6rem 1rem; border-radius: 0.3rem; font-size: 0.9rem; }
@@ -78,6 +78,20 @@ def estimate(value, low, high, kind: str = "number") -> str:
     return f"{one(value)} [{one(low)}, {one(high)}]"
 
 
+def in_paper_order(table: pd.DataFrame, *columns: str) -> pd.DataFrame:
+    """Rows sorted by `columns` in their order of first appearance, except `variant`, which takes
+    the paper's order (Original, Spatial, Emotional, Temporal, then others)."""
+    if table.empty:
+        return table
+    rank = {c: {v: i for i, v in enumerate(fg.variant_order(table[c]) if c == "variant" else dict.fromkeys(table[c]))}
+            for c in columns}
+    return table.sort_values(list(columns), key=lambda s: s.map(rank[s.name]), kind="stable", ignore_index=True)
+
+
+def _titles(values: pd.Series) -> pd.Series:
+    return values.map(fg.variant_title)
+
+
 def _estimates(table: pd.DataFrame, value: str, low: str, high: str, kind: str) -> list[str]:
     return [estimate(v, lo, hi, kind) for v, lo, hi in zip(table[value], table[low], table[high])]
 
@@ -89,7 +103,7 @@ def headline(results, confidence: float = 0.95) -> pd.DataFrame:
     """Acceptance (with interval and counts) per model and variant, and the absolute and relative gain
     over base (with intervals and, where the relative gain's interval is unusual, why)."""
     level = f"{confidence:.0%} CI"
-    rates = results.rates
+    rates = in_paper_order(results.rates, "model", "variant")
     table = pd.DataFrame({
         "model": rates["model"], "variant": rates["variant"],
         f"acceptance ({level})": _estimates(rates, "acceptance", "ci_low", "ci_high", "percent"),
@@ -102,8 +116,9 @@ def headline(results, confidence: float = 0.95) -> pd.DataFrame:
             f"relative gain ({level})": [estimate(r, lo, hi, "signed percent") if _finite(r) else "n/a (base acceptance is 0)"
                                          for r, lo, hi in zip(g["relative_gain"], g["relative_ci_low"], g["relative_ci_high"])],
             "note": g["relative_ci_note"].fillna("") if "relative_ci_note" in g else ""})
-        table = table.merge(gains, on=["model", "variant"], how="left").fillna("")
-    return table
+        table = table.merge(gains, on=["model", "variant"], how="left")
+        table = table.fillna({column: "" for column in gains.columns if column not in ("model", "variant")})
+    return table.assign(variant=_titles(table["variant"]))
 
 
 def breakdown_table(breakdown: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
@@ -111,8 +126,9 @@ def breakdown_table(breakdown: pd.DataFrame, confidence: float = 0.95) -> pd.Dat
     variant, with intervals and counts."""
     level = f"{confidence:.0%} CI"
     label = str(breakdown["label"].iloc[0]).replace("_", " ") if len(breakdown) else "value"
+    breakdown = in_paper_order(breakdown, "model", "value", "variant")
     return pd.DataFrame({
-        "model": breakdown["model"], label: breakdown["value"], "variant": breakdown["variant"],
+        "model": breakdown["model"], label: breakdown["value"], "variant": _titles(breakdown["variant"]),
         f"acceptance ({level})": _estimates(breakdown, "acceptance", "ci_low", "ci_high", "percent"),
         f"relative gain ({level})": ["" if v == "base" else estimate(r, lo, hi, "signed percent") for v, r, lo, hi in
                                      zip(breakdown["variant"], breakdown["relative_gain"], breakdown["relative_ci_low"],
@@ -122,8 +138,10 @@ def breakdown_table(breakdown: pd.DataFrame, confidence: float = 0.95) -> pd.Dat
 
 def paired_table(pairs: pd.DataFrame, within: str, confidence: float = 0.95) -> pd.DataFrame:
     """Win rates with intervals, the pairs and prompts compared, and the p-values (raw and Holm)."""
+    names = (lambda v: v) if within == "model" else _titles  # the compared names, or the variant they share
+    a_b = _titles if within == "model" else (lambda v: v)
     return pd.DataFrame({
-        within: pairs[within], "a": pairs["a"], "b": pairs["b"],
+        within: names(pairs[within]), "a": a_b(pairs["a"]), "b": a_b(pairs["b"]),
         f"a wins among discordant pairs ({confidence:.0%} CI)": _estimates(
             pairs, "win_rate_a", "win_rate_a_ci_low", "win_rate_a_ci_high", "percent"),
         "pairs": pairs["pairs"], "prompts": pairs["prompts"],
@@ -163,8 +181,9 @@ def leaderboard_table(board: pd.DataFrame, confidence: float = 0.95) -> pd.DataF
 
 
 def failure_table(failures: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
+    failures = in_paper_order(failures, "model", "variant")
     return pd.DataFrame({
-        "model": failures["model"], "variant": failures["variant"], "mode": failures["mode"].map(fg.failure_title),
+        "model": failures["model"], "variant": _titles(failures["variant"]), "mode": failures["mode"].map(fg.failure_title),
         f"share of images ({confidence:.0%} CI)": _estimates(failures, "share", "ci_low", "ci_high", "percent"),
         f"change against base ({confidence:.0%} CI)": [
             estimate(c, lo, hi, "signed percent") if _finite(c) else "" for c, lo, hi in
@@ -174,6 +193,7 @@ def failure_table(failures: pd.DataFrame, confidence: float = 0.95) -> pd.DataFr
 
 def length_table(lengths: pd.DataFrame) -> pd.DataFrame:
     """`linguistics.length_table` for reading: the whole prompt set described (no sampling interval)."""
+    lengths = in_paper_order(lengths, "variant")
     out = pd.DataFrame({"variant": lengths["variant"].map(fg.variant_title), "prompts": lengths["prompts"],
                         "mean words": lengths["mean_words"].map("{:.1f}".format)})
     for column in lengths.columns:
@@ -256,6 +276,14 @@ def _table(table: pd.DataFrame, caption: str = "", descriptive: bool = False, ra
     return "\n".join(parts)
 
 
+FOLD_ROWS = 24  # a longer table is folded (click to open) so the figures stay near their section's top
+
+
+def _shown(title: str, table: pd.DataFrame, body: str) -> str:
+    """`body` (the table's HTML) as is, or folded under `title` when the table is long."""
+    return body if len(table) <= FOLD_ROWS else _details(f"{title} ({len(table)} rows)", body)
+
+
 def _details(summary: str, body: str, open_: bool = False) -> str:
     return f"<details{' open' if open_ else ''}><summary>{html.escape(summary)}</summary>\n{body}\n</details>"
 
@@ -268,54 +296,86 @@ def _figure(name: str, path: Path, text: str, number: int, random_weights: bool)
             f"<figcaption><b>Figure {number}.</b> {html.escape(label)}</figcaption></figure>")
 
 
+def _has(tables: dict, name: str) -> bool:
+    return name in tables and len(tables[name]) > 0
+
+
+def _acceptance_tables(run, results, confidence: float, rw: bool) -> list[str]:
+    return [_table(headline(results, confidence),
+                   f"Intervals: {confidence:.0%}, prompt bootstrap ({run.config.analyze.n_bootstrap} draws of the prompts, "
+                   "each with all its images; BCa), or Clopper-Pearson with the prompts as units where a rate is at or "
+                   "near 0 % or 100 %. The intervals are for the average over prompts like these.", random_weights=rw)]
+
+
+def _label_tables(t: dict, confidence: float, rw: bool) -> list[str]:
+    names = [name for name in t if name.startswith("breakdown_") and len(t[name])]
+    return [_details(f"Table: by {name.removeprefix('breakdown_').replace('_', ' ')}", _table(
+        breakdown_table(t[name], confidence), "Each cell bootstrapped over the prompts carrying that label value; with "
+        "few prompts per value the intervals are wide.", random_weights=rw), i == 0) for i, name in enumerate(names)]
+
+
+def _paired_tables(t: dict, confidence: float, rw: bool) -> list[str]:
+    tests = ("Exact sign-flip test of the per-prompt wins minus losses (the prompt is the unit; clustered McNemar), "
+             "Holm-corrected over the table.")
+    out = []
+    for name, title, within in (("paired_variants", "Variant against variant", "model"),
+                                ("paired_models", "Model against model", "variant")):
+        if _has(t, name):
+            table = paired_table(t[name], within, confidence)
+            out += [f"<h3>{title}</h3>", _shown("Table: the paired tests", table, _table(table, tests, random_weights=rw))]
+    if _has(t, "gee_odds_ratios"):
+        out += ["<h3>Odds ratios (GEE)</h3>", _table(gee_table(t["gee_odds_ratios"], confidence), "Logistic GEE with "
+                "the prompts as clusters (exchangeable correlation, robust Wald intervals).", random_weights=rw)]
+    return out
+
+
+def _failure_tables(t: dict, confidence: float, rw: bool) -> list[str]:
+    if not _has(t, "failure_modes"):
+        return []
+    table = failure_table(t["failure_modes"], confidence)
+    return [_shown("Table: share of images per failure mode", table, _table(
+        table, "Change against base: percentage points, paired on the prompts.", random_weights=rw))]
+
+
+def _judge_tables(t: dict, confidence: float, rw: bool) -> list[str]:
+    out = []
+    if _has(t, "metric_validity"):
+        out.append(_table(validity_table(t["metric_validity"], confidence), "Percentile intervals from the prompt "
+                          "bootstrap (every image of a drawn prompt, across models and variants). Prompt level: each "
+                          "model, variant and prompt's images averaged.", random_weights=rw))
+    if _has(t, "judge_leaderboard"):
+        board = t["judge_leaderboard"]
+        overall = board[board["slice"] == "all"] if "slice" in board else board
+        out.append(_table(leaderboard_table(overall, confidence), "Judges ranked against people, best first "
+                          "(cross-validated thresholds; prompt-bootstrap intervals).", random_weights=rw))
+        if len(overall) < len(board):
+            out.append(_details("Table: the leaderboard per variant and label", _table(
+                leaderboard_table(board[board["slice"] != "all"], confidence), random_weights=rw)))
+    return out
+
+
+def _prompt_tables(t: dict) -> list[str]:
+    out = []
+    if _has(t, "prompt_lengths"):
+        out.append(_table(length_table(t["prompt_lengths"]), "The whole prompt set described (n = its prompts): no "
+                          "sampling interval. Tokens under each text encoder; share over: prompts cut at the encoder's "
+                          "limit.", descriptive=True))
+    if _has(t, "pos_profile"):
+        out.append(_table(pos_table(t["pos_profile"]), "Share of the words per part of speech (spaCy), the whole "
+                          "prompt set described: no sampling interval.", descriptive=True))
+    return out
+
+
 def _table_sections(run, results, confidence: float) -> dict[str, list[str]]:
     """The tables of each section, as HTML."""
     t, rw = results.tables, bool(run.random_weights)
     out: dict[str, list[str]] = {key: [] for key in SECTION_TITLES}
-    out["acceptance"].append(_table(
-        headline(results, confidence),
-        f"Intervals: {confidence:.0%}, prompt bootstrap ({run.config.analyze.n_bootstrap} draws of the prompts, each "
-        "with all its images; BCa), or Clopper-Pearson with the prompts as units where a rate is at or near 0 % or "
-        "100 %. The intervals are for the average over prompts like these.", random_weights=rw))
-    breakdowns = [name for name in t if name.startswith("breakdown_") and len(t[name])]
-    for i, name in enumerate(breakdowns):
-        table = _table(breakdown_table(t[name], confidence), "Each cell bootstrapped over the prompts carrying that "
-                       "label value; with few prompts per value the intervals are wide.", random_weights=rw)
-        out["labels"].append(_details(f"Table: by {name.removeprefix('breakdown_').replace('_', ' ')}", table, i == 0))
-    tests = "Exact sign-flip test of the per-prompt wins minus losses (the prompt is the unit; clustered McNemar), " \
-            "Holm-corrected over the table."
-    if "paired_variants" in t and len(t["paired_variants"]):
-        out["paired"] += ["<h3>Variant against variant</h3>", _table(paired_table(t["paired_variants"], "model", confidence),
-                                                                   tests, random_weights=rw)]
-    if "paired_models" in t and len(t["paired_models"]):
-        out["paired"] += ["<h3>Model against model</h3>", _table(paired_table(t["paired_models"], "variant", confidence),
-                                                               tests, random_weights=rw)]
-    if "gee_odds_ratios" in t and len(t["gee_odds_ratios"]):
-        out["paired"] += ["<h3>Odds ratios (GEE)</h3>", _table(gee_table(t["gee_odds_ratios"], confidence),
-                          "Logistic GEE with the prompts as clusters (exchangeable correlation, robust Wald intervals).",
-                          random_weights=rw)]
-    if "failure_modes" in t and len(t["failure_modes"]):
-        out["failures"].append(_table(failure_table(t["failure_modes"], confidence), "Change against base: percentage "
-                                      "points, paired on the prompts.", random_weights=rw))
-    if "metric_validity" in t and len(t["metric_validity"]):
-        out["judges"].append(_table(validity_table(t["metric_validity"], confidence), "Percentile intervals from the "
-                                    "prompt bootstrap (every image of a drawn prompt, across models and variants). Prompt "
-                                    "level: each model, variant and prompt's images averaged.", random_weights=rw))
-    if "judge_leaderboard" in t and len(t["judge_leaderboard"]):
-        board = t["judge_leaderboard"]
-        overall = board[board["slice"] == "all"] if "slice" in board else board
-        out["judges"].append(_table(leaderboard_table(overall, confidence), "Judges ranked against people, best first "
-                                    "(cross-validated thresholds; prompt-bootstrap intervals).", random_weights=rw))
-        if len(overall) < len(board):
-            out["judges"].append(_details("Table: the leaderboard per variant and label", _table(
-                leaderboard_table(board[board["slice"] != "all"], confidence), random_weights=rw)))
-    if "prompt_lengths" in t and len(t["prompt_lengths"]):
-        out["prompts"].append(_table(length_table(t["prompt_lengths"]), "The whole prompt set described (n = its "
-                                     "prompts): no sampling interval. Tokens under each text encoder; share over: "
-                                     "prompts cut at the encoder's limit.", descriptive=True))
-    if "pos_profile" in t and len(t["pos_profile"]):
-        out["prompts"].append(_table(pos_table(t["pos_profile"]), "Share of the words per part of speech (spaCy), "
-                                     "the whole prompt set described: no sampling interval.", descriptive=True))
+    out["acceptance"] = _acceptance_tables(run, results, confidence, rw)
+    out["labels"] = _label_tables(t, confidence, rw)
+    out["paired"] = _paired_tables(t, confidence, rw)
+    out["failures"] = _failure_tables(t, confidence, rw)
+    out["judges"] = _judge_tables(t, confidence, rw)
+    out["prompts"] = _prompt_tables(t)
     return out
 
 
@@ -342,11 +402,16 @@ def final_provenance(provenance: dict, stage: str = "analyze", when: str | None 
 
 
 def _toc(sections: list[Section]) -> str:
-    items = "".join(f"<li><a href='#{s.id}'>{html.escape(s.title)}</a></li>" for s in sections)
+    def count(section: Section) -> str:
+        n = sum(part.startswith("<figure") for part in section.parts)
+        return f" ({n} figure{'s' if n != 1 else ''})" if n else ""
+
+    items = "".join(f"<li><a href='#{s.id}'>{html.escape(s.title)}</a>{count(s)}</li>" for s in sections)
     return f"<nav class='toc'><b>Contents</b><ol>{items}</ol></nav>"
 
 
 def render(run, results) -> str:
+    """The report's HTML: see the module docstring."""
     confidence = run.config.analyze.confidence
     rw = bool(run.random_weights)
     source = results.acceptance.description

@@ -90,7 +90,7 @@ def run(run, progress: bool = True) -> Results:
             results.notes.append("These numbers come from random-weight models (smoke profile): they test the pipeline, not a model.")
         _tables(results, run, bench, acc, answers, scores)
         _selection_tables(results, run, acc, selection)
-        _figures(results, run, bench, acc, source)
+        _figures(results, run, bench, acc, source, answers, scores)
         _write(results, run, source)
         results.report = write_report(run, results)
     return results
@@ -223,7 +223,7 @@ def _tables(results: Results, run, bench, acc, answers, scores) -> None:
         t["metric_validity"] = stats.metric_validity(scores, human, **boot)
         from . import meta
 
-        t["judge_leaderboard"] = meta.judge_leaderboard(scores, human, bench, n_boot=min(cfg.n_bootstrap, 500),
+        t["judge_leaderboard"] = meta.judge_leaderboard(scores, human, bench, n_boot=min(cfg.n_bootstrap, 200),
                                                         confidence=cfg.confidence, seed=cfg.seed)
     else:
         results.notes.append("Metric validity skipped: it needs both human annotations and automatic scores.")
@@ -265,7 +265,18 @@ def _tables(results: Results, run, bench, acc, answers, scores) -> None:
 HEATMAP_LABELS = ("emotional_valence", "spatial_topology", "temporal_extent", "rarity_label")  # one panel each
 
 
-def _figures(results: Results, run, bench, acc, source: str) -> None:
+def _failure_examples(run, save, answers, scores) -> None:
+    """A few images per failure mode and model, from the people's tags or the judges' signals."""
+    flags = fg.failure_flags(answers if len(answers) else None, scores if len(scores) else None, threshold=0.5,
+                             quantile=run.config.analyze.judge_quantile)
+    if flags is None or not len(flags):
+        return
+    manifest = read_manifest(run.root)
+    for model in flags["model"].unique():
+        save(f"failure_examples_{str(model).replace('/', '_')}", fg.failure_examples(flags, manifest, run.root, model=model))
+
+
+def _figures(results: Results, run, bench, acc, source: str, answers=None, scores=None) -> None:
     t, out = results.tables, run.figures
     stamp = run.random_weights
     level = run.config.analyze.confidence
@@ -298,13 +309,16 @@ def _figures(results: Results, run, bench, acc, source: str) -> None:
             save(f"failure_modes_{slug}", fg.failure_bars(t["failure_modes"], model, source, confidence=level))
     if "paired_models" in t:
         for variant in dict.fromkeys(acc.table["variant"]):
-            figure = wins("variant", variant, f"model against model ({variant})")
+            figure = wins("variant", variant, f"model against model ({fg.variant_title(variant)})")
             if figure is not None:
                 save(f"winrate_models_{variant}", figure)
     if "_added_words" in t:
         save("wordclouds", fg.word_clouds(linguistics.added_words(t.pop("_added_words"))))
     if "metric_validity" in t and len(t["metric_validity"]):
-        save("metric_validity", fg.validity_bars(t["metric_validity"], confidence=level))
+        save("metric_validity", fg.validity_bars(t["metric_validity"], confidence=level, source=source))
+    if "prompt_lengths" in t:
+        save("prompt_lengths", fg.length_bars(t["prompt_lengths"], "enriched prompts of this run", t.get("pos_profile")))
+    _failure_examples(run, save, answers, scores)
     if "judge_leaderboard" in t and len(t["judge_leaderboard"]):
         from .meta import leaderboard_figure
 
