@@ -16,7 +16,7 @@ def test_figures_are_published_with_their_source(tmp_path, capsys):
     out = tmp_path / "figures"
     assert main(["figures", "--run", str(run.root), "--name", "smoke", "--out", str(out)]) == 0
     assert sorted(p.name for p in (out / "smoke").iterdir()) == ["SOURCE.md", "acceptance.png"]
-    assert Image.open(out / "smoke" / "acceptance.png").size == (1000, 500)
+    assert Image.open(out / "smoke" / "acceptance.png").size == (640, 320)
     source = (out / "smoke" / "SOURCE.md").read_text()
     assert "Random-weight models" in source and "profile `smoke`" in source and "commit:" in source
     assert main(["figures", "--run", str(run.root), "--name", "smoke", "--out", str(out), "--pdf"]) == 0

@@ -13,7 +13,7 @@ def test_readme_is_short():
 
 
 def test_readme_links_exist():
-    for target in re.findall(r"\]\(([^)#:]+)\)", README):
+    for target in re.findall(r"\]\(([^)#:]+)\)", README) + re.findall(r'src="([^"]+)"', README):
         assert (REPO / target).exists(), target
 
 

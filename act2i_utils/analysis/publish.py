@@ -2,8 +2,8 @@
 
 A run writes only inside its own directory; this is the one command that copies its figures out,
 into `figures/NAME/`, with a `SOURCE.md` that says which run, profile, commit and date made them
-and whether the models had random weights. PNGs are shrunk to a width that reads on a web page, so
-a published folder stays small; PDFs are copied only when asked.
+and whether the models had random weights. PNGs are shrunk to a width that reads on a web page and stored
+with a palette, so a published folder stays small; PDFs are copied only when asked.
 """
 
 from __future__ import annotations
@@ -14,11 +14,14 @@ from pathlib import Path
 from ..errors import InputError
 from ..fileio import write_text
 
-MAX_WIDTH = 1000  # pixels: the README shows these at about 500 px wide
+MAX_WIDTH = 640  # pixels: the README shows three of these side by side
 
 
 def publish_figures(run, target: str | Path, *, pdf: bool = False, max_width: int = MAX_WIDTH) -> list[Path]:
-    """Copy the run's figures into `target` (replacing what was there) with a SOURCE.md; returns the files."""
+    """Copy the run's figures into `target` (replacing what was there) with a SOURCE.md; returns the files.
+
+    PNGs are shrunk to `max_width` and stored with a 256-colour palette, so a published folder
+    stays a few hundred KB."""
     from PIL import Image
 
     pngs = sorted(run.figures.glob("*.png"))
@@ -37,7 +40,7 @@ def publish_figures(run, target: str | Path, *, pdf: bool = False, max_width: in
         if image.width > max_width:
             image = image.resize((max_width, round(image.height * max_width / image.width)), Image.LANCZOS)
         out = target / png.name
-        image.save(out, format="PNG", optimize=True)
+        image.quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(out, format="PNG", optimize=True)  # small in git
         written.append(out)
         if pdf and png.with_suffix(".pdf").is_file():
             written.append(Path(shutil.copy2(png.with_suffix(".pdf"), target / png.with_suffix(".pdf").name)))
