@@ -758,40 +758,30 @@ def _tag_flags(answers: pd.DataFrame) -> pd.DataFrame:
 
 def _vqa_flags(scores: pd.DataFrame, threshold: float, quantile: float | None) -> pd.DataFrame:
     """The three rules of `stats.failures_from_vqa`, with a strength for each flagged image."""
-    from .stats import VQA_PARTS
+    from .stats import vqa_failure_table
 
-    vqa = scores[scores["metric"].isin(VQA_PARTS)]
-    if vqa.empty or set(vqa["metric"]) != set(VQA_PARTS):
+    wide, cut = vqa_failure_table(scores, threshold, quantile)
+    if wide is None:
         return pd.DataFrame(columns=FLAG_COLUMNS)
-    key = ["model", "variant", "id", "seed"]
-    wide = vqa.pivot_table(index=key, columns="metric", values="value").reset_index().dropna(subset=list(VQA_PARTS))
-    cut = {m: (float(wide[m].quantile(quantile)) if quantile is not None else threshold)
-           for m in ("vqa_agent1", "vqa_agent2", "vqa_action")}
-    margin1, margin2 = cut["vqa_agent1"] - wide["vqa_agent1"], cut["vqa_agent2"] - wide["vqa_agent2"]
-    agents = (margin1 <= 0) & (margin2 <= 0)
-    rules = {"missing agent": (~agents, np.maximum(margin1, margin2), "agent question {:.2f} below its cut"),
-             "wrong action": (agents & (wide["vqa_action"] < cut["vqa_action"]), cut["vqa_action"] - wide["vqa_action"],
+    margin = np.maximum(cut["vqa_agent1"] - wide["vqa_agent1"], cut["vqa_agent2"] - wide["vqa_agent2"])
+    rules = {"missing agent": (wide["missing agent"], margin, "agent question {:.2f} below its cut"),
+             "wrong action": (wide["wrong action"], cut["vqa_action"] - wide["vqa_action"],
                               "action question {:.2f} below its cut"),
-             "role reversal": (agents & (wide["vqa_reversed"] > wide["vqa_action"]), wide["vqa_reversed"] - wide["vqa_action"],
+             "role reversal": (wide["role reversal"], wide["vqa_reversed"] - wide["vqa_action"],
                                "reversed roles {:.2f} above the stated ones")}
     return _rule_flags(wide, rules, "the VQA judge's decomposed questions")
 
 
 def _geometry_flags(scores: pd.DataFrame, fused_iou: float) -> pd.DataFrame:
     """The rules of `stats.failures_from_geometry` (the detector's boxes), with a strength each."""
-    from .stats import GEOMETRY_PARTS
+    from .stats import geometry_failure_table
 
-    geo = scores[scores["metric"].isin(GEOMETRY_PARTS)]
-    if geo.empty or "geo_agents" not in set(geo["metric"]):
+    wide = geometry_failure_table(scores, fused_iou)
+    if wide is None:
         return pd.DataFrame(columns=FLAG_COLUMNS)
-    wide = geo.pivot_table(index=["model", "variant", "id", "seed"], columns="metric", values="value").reset_index()
-    for column in GEOMETRY_PARTS:
-        if column not in wide:
-            wide[column] = np.nan
-    rules = {"missing agent (detector)": (wide["geo_agents"] < 2, 2 - wide["geo_agents"], "{:.0f} agent(s) short"),
-             "agents fused": ((wide["geo_agents"] == 2) & (wide["geo_iou"] > fused_iou), wide["geo_iou"],
-                              "boxes overlap, IoU {:.2f}"),
-             "no contact": (wide["geo_topology"] == 0, pd.Series(1.0, index=wide.index), "gap does not fit the topology")}
+    rules = {"missing agent (detector)": (wide["missing agent (detector)"], 2 - wide["geo_agents"], "{:.0f} agent(s) short"),
+             "agents fused": (wide["agents fused"], wide["geo_iou"], "boxes overlap, IoU {:.2f}"),
+             "no contact": (wide["no contact"], pd.Series(1.0, index=wide.index), "gap does not fit the topology")}
     return _rule_flags(wide, rules, "the detector's boxes")
 
 

@@ -24,22 +24,10 @@ import pandas as pd
 from scipy.stats import kendalltau
 
 from ..schema import KEY
+from .stats import auroc
 
 LABELS = ("rarity_label", "emotional_valence", "spatial_topology", "temporal_extent")
 MEASURES = ("auroc", "accuracy", "f1", "kendall", "pairwise_accuracy")
-
-
-def auroc(scores: np.ndarray, labels: np.ndarray) -> float:
-    """Area under the ROC curve (ties count half)."""
-    from scipy.stats import rankdata
-
-    scores, labels = np.asarray(scores, float), np.asarray(labels, int)
-    pos = labels.sum()
-    neg = len(labels) - pos
-    if pos == 0 or neg == 0:
-        return float("nan")
-    ranks = rankdata(scores)
-    return float((ranks[labels == 1].sum() - pos * (pos + 1) / 2) / (pos * neg))
 
 
 def best_threshold(scores: np.ndarray, labels: np.ndarray) -> float:

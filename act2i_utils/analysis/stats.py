@@ -893,9 +893,18 @@ def failures_from_vqa(scores: pd.DataFrame, threshold: float = 0.5, quantile: fl
     threshold), a wrong action (agents there, action question below), a role reversal (the reversed
     question above the stated one, with both agents there); with intervals. Empty without the
     decomposition's four scores."""
+    wide, _ = vqa_failure_table(scores, threshold, quantile)
+    if wide is None:
+        return pd.DataFrame(columns=FAILURE_COLUMNS)
+    return failure_shares(wide, ("missing agent", "wrong action", "role reversal"), n_boot, confidence, seed)
+
+
+def vqa_failure_table(scores: pd.DataFrame, threshold: float = 0.5, quantile: float | None = None):
+    """(one row per image with the decomposition's values and a True/False column per failure mode,
+    the cut of each question), or (None, None) without the decomposition: the rules, in one place."""
     vqa = scores[scores["metric"].isin(VQA_PARTS)]
     if vqa.empty or set(vqa["metric"]) != set(VQA_PARTS):
-        return pd.DataFrame(columns=FAILURE_COLUMNS)
+        return None, None
     wide = vqa.pivot_table(index=KEY, columns="metric", values="value").reset_index().dropna(subset=list(VQA_PARTS))
     cut = {m: (float(wide[m].quantile(quantile)) if quantile is not None else threshold)
            for m in ("vqa_agent1", "vqa_agent2", "vqa_action")}
@@ -903,7 +912,7 @@ def failures_from_vqa(scores: pd.DataFrame, threshold: float = 0.5, quantile: fl
     wide["missing agent"] = ~agents
     wide["wrong action"] = agents & (wide["vqa_action"] < cut["vqa_action"])
     wide["role reversal"] = agents & (wide["vqa_reversed"] > wide["vqa_action"])
-    return failure_shares(wide, ("missing agent", "wrong action", "role reversal"), n_boot, confidence, seed)
+    return wide, cut
 
 
 GEOMETRY_PARTS = ("geo_agents", "geo_iou", "geo_topology")
@@ -915,9 +924,21 @@ def failures_from_geometry(scores: pd.DataFrame, fused_iou: float = 0.7, n_boot:
     agents fused (both found, their best boxes overlapping by more than `fused_iou`), no contact
     (the gap between the boxes does not fit the prompt's spatial topology); shares of all images,
     with intervals. Empty without the geometry metrics."""
+    wide = geometry_failure_table(scores, fused_iou)
+    if wide is None:
+        return pd.DataFrame(columns=FAILURE_COLUMNS)
+    return failure_shares(wide, GEOMETRY_MODES, n_boot, confidence, seed)
+
+
+GEOMETRY_MODES = ("missing agent (detector)", "agents fused", "no contact")
+
+
+def geometry_failure_table(scores: pd.DataFrame, fused_iou: float = 0.7) -> pd.DataFrame | None:
+    """One row per image with the geometry values and a True/False column per failure mode, or None
+    without the geometry metrics: the rules, in one place."""
     geo = scores[scores["metric"].isin(GEOMETRY_PARTS)]
     if geo.empty or "geo_agents" not in set(geo["metric"]):
-        return pd.DataFrame(columns=FAILURE_COLUMNS)
+        return None
     wide = geo.pivot_table(index=KEY, columns="metric", values="value").reset_index()
     for column in GEOMETRY_PARTS:
         if column not in wide:
@@ -927,7 +948,7 @@ def failures_from_geometry(scores: pd.DataFrame, fused_iou: float = 0.7, n_boot:
              "no contact": wide["geo_topology"] == 0}
     for name, flag in modes.items():
         wide[name] = flag.fillna(False).astype(bool)
-    return failure_shares(wide, tuple(modes), n_boot, confidence, seed)
+    return wide
 
 
 def failure_shift(failures: pd.DataFrame) -> pd.DataFrame:
