@@ -42,7 +42,7 @@ reproduce: $(STAMP)
 
 # Benchmarks (not tests): each prints a table and writes benchmarks/results/<name>.json.
 bench: $(STAMP)
-	@for b in generate clipscore vqa enrich reproduce; do \
+	@for b in generate clipscore vqa enrich import reproduce; do \
 	  HF_HUB_OFFLINE=1 TRANSFORMERS_VERBOSITY=error $(BIN)/python benchmarks/bench_$$b.py || exit 1; done
 
 # JupyterLab on the notebooks, with this checkout's kernel (`act2i`); open runs/smoke/report.html beside it.

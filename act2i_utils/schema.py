@@ -35,7 +35,12 @@ BENCHMARK_COLUMNS = [
     "id", "base_prompt", "animal1", "animal2", "action", "rarity_label", "emotional_valence",
     "spatial_topology", "temporal_extent", "emotional_prompt", "spatial_prompt", "temporal_prompt",
 ]
-BENCHMARK_EXTRA = ["action_key", "action_template", "flags"]  # act2i's own; imports may lack them
+# act2i's own columns; imports may lack them. Counts are as written ("four", "3", "a"), attributes
+# ";"-separated ("small;red"), scene objects ";"-separated ("a brown guitar"); `agents_note` says
+# why a row is flagged agents_not_found.
+AGENT_COLUMNS = ["animal1_count", "animal1_attributes", "animal2_count", "animal2_attributes", "scene_objects",
+                 "agents_note"]
+BENCHMARK_EXTRA = ["action_key", "action_template", "flags", *AGENT_COLUMNS, "metadata"]
 LABELS = {
     "rarity_label": ("common", "plausible", "rare"),
     "emotional_valence": ("aggressive", "defensive", "affiliative", "communicative"),
@@ -47,25 +52,68 @@ CODE_RELEASE_COLUMNS = {
     "id": "id", "animal1": "animal1", "animal2": "animal2", "action": "action", "phrase": "base_prompt",
     "spatial": "spatial_prompt", "temporal": "temporal_prompt", "emotional": "emotional_prompt",
 }
-FORMATS = (".parquet", ".jsonl", ".json", ".csv")
+FORMATS = (".parquet", ".jsonl", ".json", ".csv", ".tsv", ".txt")
+# Other benchmarks' names for our columns, in order of preference (any case): the first one a file has is used.
+ALIASES = {
+    "base_prompt": ("base_prompt", "prompt", "prompts", "text", "caption", "phrase", "sentence", "description"),
+    "id": ("id", "prompt_id", "item_id", "uid"),
+    "animal1": ("animal1", "agent1"),
+    "animal2": ("animal2", "agent2"),
+}
+METADATA = "metadata"  # the fields of an imported row that are not columns of ours, as one JSON object
 
 
 def read_benchmark(path: str | Path) -> pd.DataFrame:
     """Load a prompt set from any supported file and return it in the published schema.
 
     Accepts our exports and the published AcT2I set (Parquet, JSON lines, CSV), the authors'
-    code-release JSON list (`phrase`, `spatial`, `temporal`, `emotional`), and a user CSV
-    with only `base_prompt` (plus optional columns of the schema). Missing ids become
-    `p0001`, `p0002`, ... in row order. Bad input stops with one sentence naming the file,
+    code-release JSON list (`phrase`, `spatial`, `temporal`, `emotional`), other benchmarks'
+    files: a JSON lines file, a JSON list or a JSON object of objects (its keys become ids) with a
+    prompt under any name of `ALIASES` ("prompt", "text", "caption", ...), the same in CSV or TSV,
+    and a plain text file with one prompt per line (blank lines and lines starting with "#" are
+    skipped). Fields that are not ours are kept, as JSON, in the `metadata` column. Missing ids
+    become `p0001`, `p0002`, ... in row order. Bad input stops with one sentence naming the file,
     the row (counted from 1, header excluded) and the field.
     """
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"{path}: no such file; give the path of a .parquet, .jsonl, .json or .csv prompt set.")
+        raise InputError(f"{path}: no such file; give the path of a prompt set ({', '.join(FORMATS)}).")
     frame = _read_any(path)
     if "phrase" in frame.columns and "base_prompt" not in frame.columns:
         frame = frame.rename(columns=CODE_RELEASE_COLUMNS)
+    try:
+        frame = _with_our_names(frame)
+    except InputError as err:
+        raise InputError(f"{path}: {err}") from None
     return validate_benchmark(frame, path)
+
+
+def _with_our_names(frame: pd.DataFrame) -> pd.DataFrame:
+    """Columns renamed to ours (`ALIASES`, any case); the rest of each row in `metadata`."""
+    ours = set(BENCHMARK_COLUMNS) | set(BENCHMARK_EXTRA)
+    lower = {str(c).strip().lower(): c for c in reversed(list(frame.columns))}
+    renames = {}
+    for column, names in ALIASES.items():
+        if column in frame.columns:
+            continue
+        found = next((lower[n] for n in names if n in lower and lower[n] not in ours and lower[n] not in renames), None)
+        if found is not None:
+            renames[found] = column
+    frame = frame.rename(columns=renames)
+    if "base_prompt" not in frame.columns:
+        raise InputError(f"no prompt column (found: {', '.join(map(str, frame.columns)) or 'none'}); name it "
+                         f"{' or '.join(ALIASES['base_prompt'][:2])}, or any of {', '.join(ALIASES['base_prompt'][2:])}.")
+    others = [c for c in frame.columns if c not in ours]
+    if others and METADATA not in frame.columns:
+        records = frame[others].to_dict("records")
+        frame = frame.drop(columns=others)
+        frame[METADATA] = [_metadata(r) for r in records]
+    return frame
+
+
+def _metadata(record: dict) -> str | None:
+    kept = {str(k): v for k, v in record.items() if _text(v) is not None or isinstance(v, (list, dict, bool, int))}
+    return json.dumps(kept, ensure_ascii=False, default=str, sort_keys=True) if kept else None
 
 
 def _read_any(path: Path) -> pd.DataFrame:
@@ -73,27 +121,33 @@ def _read_any(path: Path) -> pd.DataFrame:
     try:
         if suffix == ".parquet":
             return pd.read_parquet(path)
-        if suffix == ".csv":
-            return pd.read_csv(path, dtype=str, keep_default_na=False)
+        if suffix in (".csv", ".tsv"):
+            return pd.read_csv(path, dtype=str, keep_default_na=False, sep="\t" if suffix == ".tsv" else ",")
         if suffix in (".jsonl", ".json"):
             return _read_json(path)
+        if suffix == ".txt":
+            lines = [line.strip() for line in path.read_text(encoding="utf-8-sig").splitlines()]
+            return pd.DataFrame({"base_prompt": [line for line in lines if line and not line.startswith("#")]})
     except InputError:
         raise
     except Exception as err:  # noqa: BLE001 - a corrupt file becomes one sentence
         raise InputError(f"{path}: could not be read as {suffix[1:]} ({type(err).__name__}: {_first_line(err)}).") from None
-    raise InputError(
-        f"{path}: unknown prompt-set format '{suffix or path.name}'; use .parquet, .jsonl, .json (a list of objects) or .csv."
-    )
+    raise InputError(f"{path}: unknown prompt-set format '{suffix or path.name}'; use .parquet, .jsonl, .json (a list "
+                     "or object of objects), .csv, .tsv or .txt (one prompt per line).")
 
 
 def _read_json(path: Path) -> pd.DataFrame:
-    text = path.read_text(encoding="utf-8")
+    text = path.read_text(encoding="utf-8-sig")
     stripped = text.lstrip()
-    if stripped.startswith("["):
+    whole = stripped.startswith("[") or (path.suffix.lower() == ".json" and stripped.startswith("{")
+                                         and not _one_object_per_line(stripped))
+    if whole:
         try:
             records = json.loads(text)
         except json.JSONDecodeError as err:
             raise InputError(f"{path}: not valid JSON at line {err.lineno}, column {err.colno} ({err.msg}).") from None
+        if isinstance(records, dict):
+            records = _records_of_object(records, path)
     else:
         records = []
         for number, line in enumerate(text.splitlines(), 1):
@@ -104,9 +158,46 @@ def _read_json(path: Path) -> pd.DataFrame:
             except json.JSONDecodeError as err:
                 raise InputError(f"{path}: line {number} is not valid JSON ({err.msg}); each line must hold one object.") from None
     for i, record in enumerate(records, 1):
+        if isinstance(record, str):
+            records[i - 1] = record = {"base_prompt": record}  # a JSON list of prompts
         if not isinstance(record, dict):
             raise InputError(f"{path}: row {i} is {type(record).__name__}, not an object with fields such as base_prompt.")
     return pd.DataFrame.from_records(records)
+
+
+def _one_object_per_line(text: str) -> bool:
+    """JSON lines that begin with "{": more than one line, each a whole object."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    if len(lines) < 2 or not lines[0].rstrip().endswith("}"):
+        return False
+    try:
+        return isinstance(json.loads(lines[0]), dict)
+    except json.JSONDecodeError:
+        return False
+
+
+def _records_of_object(data: dict, path: Path) -> list[dict]:
+    """{"0": {"prompt": ...}, ...} (keys become ids), or one list of rows under a key ({"data": [...]})."""
+    lists = [v for v in data.values() if isinstance(v, list)]
+    if len(data) == 1 and lists:
+        return lists[0]
+    if data and all(isinstance(v, dict) for v in data.values()):
+        return [{"id": str(k), **v} if "id" not in v else v for k, v in data.items()]
+    if data and all(isinstance(v, str) for v in data.values()):
+        return [{"id": str(k), "base_prompt": v} for k, v in data.items()]
+    raise InputError(f"{path}: a JSON object must map ids to rows ({{\"p1\": {{\"prompt\": ...}}}}) or hold one list "
+                     "of rows; this one does neither.")
+
+
+def load_benchmark(path: Path) -> pd.DataFrame:
+    """A run's benchmark.parquet with None for every missing value (see `with_none`)."""
+    return with_none(pd.read_parquet(path))
+
+
+def with_none(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame as objects with None where a value is missing: pandas 3 reads text as `str` with NaN
+    for a missing value, and NaN is truthy (`if row["animal1"]:` would take it for an agent)."""
+    return frame.astype(object).where(frame.notna(), None)
 
 
 def validate_benchmark(frame: pd.DataFrame, source: str | Path = "benchmark") -> pd.DataFrame:

@@ -60,13 +60,14 @@ def test_user_csv_with_only_prompts(tmp_path):
 @pytest.mark.parametrize(
     "name, content, message",
     [
-        ("x.txt", "hello", r"x.txt: unknown prompt-set format '.txt'"),
-        ("x.csv", "prompt\nabc\n", r"x.csv: no 'base_prompt' column \(found: prompt\)"),
+        ("x.yaml", "hello", r"x.yaml: unknown prompt-set format '.yaml'"),
+        ("x.csv", "title\nabc\n", r"x.csv: no prompt column \(found: title\); name it base_prompt or prompt"),
         ("x.csv", "id,base_prompt\na,one\nb,two\na,three\n", r"x.csv: duplicate id 'a' in rows 1, 3"),
         ("x.csv", "id,base_prompt\na,one\nb,  \n", r"x.csv: row 2 \(id b\) has an empty 'base_prompt'"),
         ("x.csv", "base_prompt,rarity_label\none,unusual\n", r"row 1 \(id p0001\) has rarity_label 'unusual'; expected one of common"),
         ("x.json", "[{\"base_prompt\": 1,}]", r"x.json: not valid JSON at line 1"),
-        ("x.json", "[\"a\", \"b\"]", r"x.json: row 1 is str, not an object"),
+        ("x.json", "[1, 2]", r"x.json: row 1 is int, not an object"),
+        ("x.json", "{\"name\": 1, \"rows\": 2}", r"x.json: a JSON object must map ids to rows"),
         ("x.jsonl", "{\"base_prompt\": \"a\"}\n{oops\n", r"x.jsonl: line 2 is not valid JSON"),
         ("x.parquet", "not parquet", r"x.parquet: could not be read as parquet"),
         ("x.csv", "id,base_prompt\n", r"x.csv: the prompt set has no rows"),

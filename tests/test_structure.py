@@ -15,7 +15,8 @@ PACKAGE = REPO / "act2i_utils"
 # Stage packages meet only in the run directory; the exceptions are named in ALLOWED_STAGE_IMPORTS.
 LAYERS = {
     "foundation": {"errors", "fileio", "typed"},
-    "core": {"config", "schema", "cache", "runs", "models", "tiny", "registry", "manifest", "openai_client", "progress"},
+    "core": {"config", "schema", "cache", "runs", "models", "tiny", "registry", "manifest", "openai_client", "progress",
+             "words"},
     "stages": {"benchmark", "enrich", "generate", "evaluate", "annotate", "analysis", "select"},
     "entry": {"pipeline", "cli"},
 }

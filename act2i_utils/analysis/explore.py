@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..schema import KEY
+from ..schema import KEY, load_benchmark
 
 
 def image_table(run) -> pd.DataFrame:
@@ -20,7 +20,7 @@ def image_table(run) -> pd.DataFrame:
     from .stats import image_votes
 
     manifest = read_manifest(run.root)
-    bench = pd.read_parquet(run.require(run.benchmark_path))
+    bench = load_benchmark(run.require(run.benchmark_path))
     table = manifest[KEY + ["prompt", "path"]].merge(
         bench[["id", "base_prompt", "action", "emotional_valence", "spatial_topology", "temporal_extent", "rarity_label"]],
         on="id", how="left")

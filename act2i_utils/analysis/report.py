@@ -376,6 +376,12 @@ def _table_sections(run, results, confidence: float) -> dict[str, list[str]]:
     out["failures"] = _failure_tables(t, confidence, rw)
     out["judges"] = _judge_tables(t, confidence, rw)
     out["prompts"] = _prompt_tables(t)
+    if _has(t, "agents_not_found"):
+        out["benchmark"].append(_table(t["agents_not_found"], "Prompts whose agents were not found in the prompt text "
+                                       "(flag agents_not_found), with the reason: enriched, generated and judged like any "
+                                       "other by the whole-prompt metrics (vqa, clipscore, pickscore), without agent, "
+                                       "count, attribute, Soft-TIFA or detection atoms; counted in every table's n.",
+                                       descriptive=True))
     return out
 
 

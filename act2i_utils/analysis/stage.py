@@ -21,7 +21,7 @@ from ..annotate import answers as human_answers
 from ..errors import InputError
 from ..fileio import atomic_path
 from ..manifest import configured_images, read_manifest
-from ..schema import ANNOTATION_PLAN, KEY, PROMPTS, SCORES
+from ..schema import ANNOTATION_PLAN, KEY, PROMPTS, SCORES, load_benchmark
 from . import figures as fg
 from . import linguistics, stats
 
@@ -71,7 +71,7 @@ def load_acceptance(run) -> tuple[stats.Acceptance, pd.DataFrame, pd.DataFrame]:
 def run(run, progress: bool = True) -> Results:
     """Analyse the run; see the module docstring for what it writes."""
     cfg = run.config.analyze
-    bench = pd.read_parquet(run.require(run.benchmark_path))
+    bench = load_benchmark(run.require(run.benchmark_path))
     with run.stage("analyze"):
         acc, answers, scores = load_acceptance(run)
         notes: list[str] = []
@@ -211,6 +211,12 @@ def _tables(results: Results, run, bench, acc, answers, scores) -> None:
     boot = dict(n_boot=cfg.n_bootstrap, confidence=cfg.confidence, seed=cfg.seed)
     t = results.tables
     t["acceptance"], t["gains"] = results.rates, results.gains
+    unparsed = agents_not_found(bench, acc.table)
+    if len(unparsed):
+        t["agents_not_found"] = unparsed
+        results.notes.append(f"The agents of {len(unparsed)} prompt(s) were not found in their text (listed in "
+                             "agents_not_found with the reason): they are judged by the whole-prompt metrics only and "
+                             "counted in every table.")
     for label in stats.LABEL_COLUMNS:
         t[f"breakdown_{label}"] = stats.breakdown(acc.table, bench, label, **boot)
     t["paired_variants"] = stats.paired(acc.table, "variant", **boot)
@@ -260,6 +266,17 @@ def _tables(results: Results, run, bench, acc, answers, scores) -> None:
     else:
         results.notes.append("Prompt linguistics and word clouds skipped: the run has no enriched prompts "
                              "(images imported from elsewhere).")
+
+
+def agents_not_found(bench: pd.DataFrame, acceptance: pd.DataFrame) -> pd.DataFrame:
+    """The prompts flagged agents_not_found: id, prompt, the parser's reason and their judged images."""
+    flags = bench["flags"] if "flags" in bench else pd.Series([None] * len(bench))
+    rows = bench[flags.eq("agents_not_found").fillna(False).to_numpy()]
+    notes = rows["agents_note"] if "agents_note" in rows else pd.Series([""] * len(rows), index=rows.index)
+    images = acceptance.groupby("id").size()
+    return pd.DataFrame({"id": rows["id"].to_numpy(), "base_prompt": rows["base_prompt"].to_numpy(),
+                         "reason": notes.fillna("").to_numpy(),
+                         "images": [int(images.get(i, 0)) for i in rows["id"]]})
 
 
 HEATMAP_LABELS = ("emotional_valence", "spatial_topology", "temporal_extent", "rarity_label")  # one panel each

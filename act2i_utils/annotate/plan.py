@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from ..schema import ANNOTATION_PLAN, KEY, SCORES
+from ..schema import ANNOTATION_PLAN, KEY, SCORES, load_benchmark
 
 FLOOR = 0.1  # every image keeps a chance: a judge sure and wrong is still caught
 
@@ -73,7 +73,7 @@ def plan(run, budget: int, metric: str | None = None, stratify: str = "rarity_la
     if judge.empty:
         raise InputError(f"{run.scores_path} has no '{metric}' values for the run's images; run the evaluate stage "
                          "with that metric, or give another with --metric.")
-    bench = pd.read_parquet(run.require(run.benchmark_path))
+    bench = load_benchmark(run.require(run.benchmark_path))
     labels = bench.set_index("id")[stratify] if stratify and stratify in bench else None
     out = plan_images(judge, labels, budget, run.config.annotate.seed if seed is None else seed)
     return ANNOTATION_PLAN.write(run.annotation_plan_path, out)

@@ -16,7 +16,7 @@ from ..errors import InputError
 from ..fileio import atomic_path
 from ..manifest import configured_images
 from ..runs import RunPaths
-from ..schema import ANNOTATION_PLAN, ANNOTATIONS, KEY
+from ..schema import ANNOTATIONS, ANNOTATION_PLAN, KEY, load_benchmark
 from . import storage
 from .agreement import agreement, per_annotator
 
@@ -48,7 +48,7 @@ def prepare_study(run_root: Path, overlap: int, seed: int = 0) -> Path:
         manifest = manifest.merge(chosen.loc[chosen["selected"], KEY], on=KEY)
     if manifest.empty:
         raise InputError(f"{run_root} has no images to judge yet; run the generate stage before starting a study.")
-    bench = pd.read_parquet(paths.require(paths.benchmark_path))
+    bench = load_benchmark(paths.require(paths.benchmark_path))
     db = paths.annotations_db_path
     storage.init_db(db)
     storage.sync_images(db, manifest, bench)

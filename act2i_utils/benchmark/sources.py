@@ -19,7 +19,8 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import InputError
-from ..schema import FORMATS, read_benchmark, validate_benchmark
+from ..schema import AGENT_COLUMNS, FORMATS, read_benchmark, validate_benchmark, with_none
+from .parsing import NOT_FOUND, parse_prompt
 
 HUB = re.compile(r"^hf://datasets/(?P<repo>[\w.-]+/[\w.-]+)(?:@(?P<revision>[\w./-]+))?/?$")
 PAPER_DATASET = "vatsal-malaviya/AcT2I-Prompts"  # the AcT2I authors' prompts and Llama-3.3-70B rewrites
@@ -80,53 +81,44 @@ def _explain(repo: str, revision: str | None, err: Exception) -> str:
             f"run `{download}` on a connected machine, or point benchmark.source at a local copy of its data file.")
 
 
-# "<agent> <verb>ing ... <agent>": the shape of every AcT2I prompt ("a goose competing for dominance
-# with a turkey", "a python giving a warning call to a gecko", "a horse carrying an elephant on its back")
-_DET = r"(?:a|an|the|one|another)"
-_PREP = r"(?:on|onto|around|past|off|in|at|across|through|over|under|by|into|near|beside|along|during|to|with|for|of|from|toward|towards)"
-_NOUN = rf"[a-z][a-z-]*(?:\s+(?!{_PREP}\b)[a-z][a-z-]*)?"  # one or two words ("harbor seal", "dance partner")
-_SHAPE = re.compile(rf"^{_DET}\s+(?P<a>[a-z][a-z -]*?)\s+(?P<action>[a-z]+ing\b(?:\s+[a-z-]+)*?)\s+{_DET}\s+"
-                    rf"(?P<b>{_NOUN})(?P<tail>\s+.*)?$")
-# a tail that goes on with the action ("... a warning call to a gecko"), not with the scene ("across the ice")
-_MORE = re.compile(rf"^\s+(?P<prep>to|with|at|for|of|from|toward|towards)\s+{_DET}\s+"
-                   rf"(?P<b>{_NOUN})(?P<tail>\s+.*)?$")
-_SCENE = re.compile(r"^\s+(?:on|onto|in|at|across|through|over|under|by|into|near|beside|along|during|around|past|off)\b")
-
-
 def find_agents(prompt: str) -> tuple[str, str, str] | None:
-    """(agent 1, action phrase, agent 2) read from a prompt of the AcT2I shape, or None."""
-    text = " ".join(str(prompt).lower().replace(",", " ").split()).rstrip(".!")
-    match = _SHAPE.match(text)
-    if not match:
-        return None
-    a, action, b, tail = match["a"], match["action"], match["b"], match["tail"] or ""
-    while (more := _MORE.match(tail)) is not None:
-        action, b, tail = f"{action} {_article(b)} {b} {more['prep']}", more["b"], more["tail"] or ""
-    if tail and not _SCENE.match(tail):
-        return None  # words after the second agent that are neither action nor scene: not this shape
-    return a.strip(), action.strip(), b.strip()
+    """(agent 1, action phrase, agent 2) read from a prompt, or None (see `parsing.parse_prompt`)."""
+    parsed = parse_prompt(prompt, parser="rules")
+    return (parsed.agent1.noun, parsed.action, parsed.agent2.noun) if parsed.found else None
 
 
-def _article(noun: str) -> str:
-    return "an" if noun[:1] in "aeiou" else "a"
+def with_agents(table: pd.DataFrame, parser: str = "auto") -> pd.DataFrame:
+    """Every row with its agents, their counts and attributes, the action and the scene objects.
 
-
-def with_agents(table: pd.DataFrame) -> pd.DataFrame:
-    """Rows without agents get them from their prompt (flag `agents_inferred`), or the flag
-    `agents_not_found` when the prompt does not have the "<agent> <verb>ing <agent>" shape."""
+    Given columns win; what a row lacks comes from `parse_prompt(base_prompt)`: its agents (flag
+    `agents_inferred`), and, where the parsed agents are the given ones, their counts and attributes.
+    A row whose agents are given nowhere and not found gets the flag `agents_not_found` and the
+    parser's reason in `agents_note`; it goes through every stage like any other.
+    """
     out = table.copy()
-    flags = list(out["flags"]) if "flags" in out else [None] * len(out)
-    for i, row in enumerate(out.itertuples(index=False)):
-        if row.animal1 and row.animal2:
-            continue
-        found = find_agents(row.base_prompt)
-        if found is None:
-            flags[i] = "agents_not_found"
-            continue
-        a, action, b = found
-        out.iat[i, out.columns.get_loc("animal1")] = row.animal1 or a
-        out.iat[i, out.columns.get_loc("animal2")] = row.animal2 or b
-        out.iat[i, out.columns.get_loc("action")] = row.action or action
-        flags[i] = "agents_inferred"
-    out["flags"] = pd.Series(flags, dtype=object)
-    return out
+    for column in (*AGENT_COLUMNS, "action_template", "flags"):
+        if column not in out:
+            out[column] = pd.Series([None] * len(out), dtype=object)
+    records = out.to_dict("records")
+    for record in records:
+        _fill(record, parse_prompt(record["base_prompt"], parser=parser))
+    return with_none(pd.DataFrame(records, columns=out.columns))
+
+
+def _fill(row: dict, parsed) -> None:
+    given = bool(row["animal1"] and row["animal2"])
+    if not given and not parsed.found:
+        row["flags"] = row["flags"] or NOT_FOUND
+        row["agents_note"] = row["agents_note"] or parsed.reason
+        return
+    if not given:
+        row["animal1"], row["animal2"] = row["animal1"] or parsed.agent1.noun, row["animal2"] or parsed.agent2.noun
+        row["action"] = row["action"] or parsed.action
+        row["flags"] = row["flags"] or "agents_inferred"
+    if parsed.found and (row["animal1"], row["animal2"]) == (parsed.agent1.noun, parsed.agent2.noun):
+        if row["action"] == parsed.action:
+            row["action_template"] = row["action_template"] or parsed.template
+        for n, agent in ((1, parsed.agent1), (2, parsed.agent2)):
+            row[f"animal{n}_count"] = row[f"animal{n}_count"] or agent.count or None
+            row[f"animal{n}_attributes"] = row[f"animal{n}_attributes"] or ";".join(agent.attributes) or None
+        row["scene_objects"] = row["scene_objects"] or ";".join(parsed.objects) or None

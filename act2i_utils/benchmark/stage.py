@@ -7,6 +7,7 @@ import pandas as pd
 from ..fileio import write_parquet
 from ..schema import LABELS
 from .builder import build_benchmark
+from .parsing import NOT_FOUND, parser_name
 from .sources import read_source, with_agents
 from .taxonomy import DATA, load_taxonomy
 
@@ -25,6 +26,8 @@ def run(run) -> pd.DataFrame:
         if cfg.source:
             table, record = read_source(cfg.source)
             table = with_templates(with_agents(table), cfg.agents)
+            record["parser"] = parser_name()
+            record["agents_not_found"] = int((table["flags"] == NOT_FOUND).sum())
             with run.edit_provenance() as prov:
                 prov["benchmark_source"] = record
         else:

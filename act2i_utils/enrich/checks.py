@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import re
 
-IRREGULAR_PLURALS = {
-    "wolf": "wolves", "mouse": "mice", "goose": "geese", "child": "children", "person": "people",
-    "calf": "calves", "ox": "oxen", "louse": "lice", "octopus": "octopuses", "hippo": "hippos",
-}
+from ..words import plural
+
 SEVERITY = {"empty": 4, "refusal": 4, "dropped_agent": 3, "unchanged": 2, "too_long": 1}
 
 # Wrappers around the whole answer.
@@ -168,7 +166,7 @@ def _plain(text: str) -> str:
 def mentions(text: str, agent: str) -> bool:
     """Whether `text` names `agent` (its head noun, singular or plural, any case)."""
     head = agent.lower().replace("_", " ").split()[-1]
-    forms = {head, head + "s", head + "es", IRREGULAR_PLURALS.get(head, head)}
+    forms = {head, head + "s", head + "es", plural(head)}
     pattern = r"\b(?:" + "|".join(re.escape(f) for f in sorted(forms)) + r")\b"
     return re.search(pattern, text.lower().replace("-", " ")) is not None
 
@@ -180,7 +178,7 @@ def check(text: str, base_prompt: str, agents: tuple[str | None, str | None], bu
     flags = []
     if _REFUSAL.search(_plain(text)):
         flags.append("refusal")
-    if any(agent and not mentions(text, agent) for agent in agents):
+    if any(isinstance(agent, str) and agent and not mentions(text, agent) for agent in agents):
         flags.append("dropped_agent")
     if " ".join(text.lower().split()).strip(". ") == " ".join(base_prompt.lower().split()).strip(". "):
         flags.append("unchanged")

@@ -24,9 +24,9 @@ from pathlib import Path
 
 import yaml
 
+from ..words import singular
 from .backends import Request
 from .budget import Encoder, TokenBudget
-from .checks import IRREGULAR_PLURALS
 from .dimensions import DIMENSIONS
 
 DATA = Path(__file__).parent / "data"
@@ -39,7 +39,6 @@ CLIP_LIMIT = 77
 
 _SLOT = re.compile(r"\{([A-Za-z_']+)\}")
 _OPTIONAL_PART = re.compile(r"\[([^\[\]]*)\]")
-_SINGULAR = {plural: singular for singular, plural in IRREGULAR_PLURALS.items()}
 
 
 @functools.lru_cache(maxsize=None)
@@ -81,12 +80,12 @@ def lookup_key(name: str) -> str:
 def _singulars(key: str) -> list[str]:
     """`key` and what it would be if it were a plural ("wolves" -> "wolf", "goats" -> "goat")."""
     head, _, last = key.rpartition(" ")
-    forms = [_SINGULAR.get(last, last)]
+    forms = [singular(last)]
     if last.endswith("es"):
         forms.append(last[:-2])
     if last.endswith("s"):
         forms.append(last[:-1])
-    return [key] + [f"{head} {f}".strip() for f in forms if f and f != last]
+    return [key] + [f"{head} {f}".strip() for f in dict.fromkeys(forms) if f and f != last]
 
 
 class KnowledgeBaseBackend:

@@ -16,7 +16,7 @@ import pandas as pd
 from ..cache import JsonlCache, cache_key
 from ..fileio import write_parquet
 from ..models import model_identity
-from ..schema import PROMPTS, validate_benchmark
+from ..schema import PROMPTS, load_benchmark, validate_benchmark, with_none
 from .backends import OpenAIBackend, Request, TransformersBackend, request_seed
 from .budget import add_token_counts
 from .checks import badness, check, clean_and_check
@@ -64,7 +64,7 @@ def enrich(table: pd.DataFrame, backend, *, dimensions: list[str], custom: dict 
     from ..progress import progress_bar
 
     cache = cache if cache is not None else JsonlCache(None)
-    rows = table.to_dict("records")
+    rows = with_none(table).to_dict("records")  # a missing agent is None, never NaN
     jobs = [RewriteJob(row, dim, s, instruction(dim, custom)) for dim in dimensions for row in rows for s in range(n_samples)]
     settings = {**backend.settings(), "seed": seed}
     # a local LLM is keyed on its weights (content hash or hub revision); a server's model by its name
@@ -145,7 +145,7 @@ def run(run, progress: bool = True) -> pd.DataFrame:
     from .budget import budget_for_models
 
     cfg = run.config.enrich
-    table = pd.read_parquet(run.require(run.benchmark_path))
+    table = load_benchmark(run.require(run.benchmark_path))
     with run.stage("enrich"):
         budget = budget_for_models(run.config.generate.models)
 

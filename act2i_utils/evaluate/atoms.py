@@ -12,12 +12,15 @@ each atom's soft score is the judge's probability of the *right* answer:
 | `vqa_event` | Does this image show something chasing something else? | yes | as much as both agents are there |
 | `vqa_action` | Is the wolf chasing the elk? (the roles) | yes | as much as both agents are there |
 | `vqa_reversed` | Is the elk chasing the wolf? (the control) | no | as much as both agents are there; not for a reciprocal action |
+| `vqa_count1`, `vqa_count2` | Are there four pigs in this image? (where the prompt names a number above one) | yes | as much as that agent is there |
+| `vqa_attribute1`, `vqa_attribute2` | Is the sheep blue? Are the dogs made of stone? (where the prompt names attributes) | yes | as much as that agent is there |
 
 - `soft_tifa_am`: the arithmetic mean of the atoms' soft scores (GenEval 2's atom-level estimate);
 - `soft_tifa_gm`: their geometric mean (GenEval 2's prompt-level estimate: one failed atom fails the prompt);
 - `soft_tifa_dsg`: the arithmetic mean after DSG's dependencies (Cho et al. 2024), made soft: the
   event, role and control atoms count times P(agent 1 there) x P(agent 2 there), so that "is the elk
-  chasing the wolf? no" earns nothing in an image without an elk.
+  chasing the wolf? no" earns nothing in an image without an elk; an agent's count and attribute
+  atoms count times P(that agent there).
 
 A reciprocal action ("competing for dominance with", "huddling with", "hugging") reads the same both
 ways, so its reversed question has no wrong answer and is left out. Enriched variants are judged on
@@ -35,6 +38,10 @@ ATOMS: dict[str, tuple[bool, tuple[str, ...]]] = {
     "vqa_event": (True, ("vqa_agent1", "vqa_agent2")),
     "vqa_action": (True, ("vqa_agent1", "vqa_agent2")),
     "vqa_reversed": (False, ("vqa_agent1", "vqa_agent2")),
+    "vqa_count1": (True, ("vqa_agent1",)),
+    "vqa_count2": (True, ("vqa_agent2",)),
+    "vqa_attribute1": (True, ("vqa_agent1",)),
+    "vqa_attribute2": (True, ("vqa_agent2",)),
 }
 SOFT_TIFA = ("soft_tifa_am", "soft_tifa_gm", "soft_tifa_dsg")
 RECIPROCAL_VERBS = ("hugging", "high-fiving", "kissing", "meeting")

@@ -5,13 +5,15 @@ private: detection's boxes (`_boxes`), and the judge as the scores table names i
 from the model (`_judge`, the API judge's sampled answers).
 
 A judge may also offer `derive(values, item)`: metrics computed from its cached answers (Soft-TIFA
-from the VQA atoms, interaction geometry from the boxes), so that they never cost a model call.
+from the VQA atoms, interaction geometry from the boxes), so that they never cost a model call, and
+`applies(item)`: whether it judges that item at all (the detector needs both agents, the action
+classifier a known action); an item it does not apply to gets no values and costs nothing.
 
 | judge | metrics |
 |---|---|
 | clipscore | `clipscore`: 100 x max(cos, 0) between CLIP image and base-prompt embeddings (Hessel et al.) |
 | action_clip | `action_rank`, `action_top1`, `action_top5`: CLIP zero-shot over the benchmark's actions |
-| vqa | `vqa` and the atoms `vqa_agent1`, `vqa_agent2`, `vqa_event`, `vqa_action`, `vqa_reversed`: P("Yes") from a local VLM; `soft_tifa_am`, `soft_tifa_gm`, `soft_tifa_dsg` (atoms.py) |
+| vqa | `vqa` and the atoms `vqa_agent1`, `vqa_agent2`, `vqa_event`, `vqa_action`, `vqa_reversed` (and, where the prompt names them, `vqa_count1/2`, `vqa_attribute1/2`): P("Yes") from a local VLM; `soft_tifa_am`, `soft_tifa_gm`, `soft_tifa_dsg` (atoms.py) |
 | vlm_api | the same metrics from a VLM behind an OpenAI-compatible server (api.py) |
 | detection | `det_agent1`, `det_agent2` (best score), `det_both` (both above the threshold); `geo_*` (geometry.py) |
 | pickscore | `pickscore`: PickScore's logit_scale x cos between image and base prompt (Kirstain et al. 2023) |
@@ -33,7 +35,8 @@ from .atoms import SOFT_TIFA, soft_tifa
 from .geometry import interaction_geometry
 from .questions import action_caption, vqa_questions, with_article
 
-VQA_METRICS = ("vqa", "vqa_agent1", "vqa_agent2", "vqa_event", "vqa_action", "vqa_reversed", *SOFT_TIFA)
+VQA_METRICS = ("vqa", "vqa_agent1", "vqa_agent2", "vqa_event", "vqa_action", "vqa_reversed", "vqa_count1", "vqa_count2",
+               "vqa_attribute1", "vqa_attribute2", *SOFT_TIFA)
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 
@@ -144,6 +147,9 @@ class ActionClassifier:
         self.clip, self.model_ref = clip, clip.model_ref
         self.actions, self.templates = list(templates), dict(templates)
 
+    def applies(self, item: dict) -> bool:
+        return bool(item.get("action")) and item["action"] in self.templates
+
     def signature(self, item: dict) -> str:
         return "|".join([item["action"] or "", item["animal1"] or "", item["animal2"] or "", *self.actions])
 
@@ -164,7 +170,8 @@ class ActionClassifier:
 def item_questions(item: dict) -> dict[str, str]:
     """The VQA questions of a benchmark row: its base prompt and its atoms."""
     return vqa_questions(item["base_prompt"], item.get("animal1"), item.get("animal2"), item.get("action"),
-                         item.get("action_template"))
+                         item.get("action_template"), counts=(item.get("animal1_count"), item.get("animal2_count")),
+                         attributes=(item.get("animal1_attributes"), item.get("animal2_attributes")))
 
 
 class VqaJudge:
@@ -244,6 +251,10 @@ class Detector:
                                 run=run).to(device).eval()
         self.processor = load_model(model, AutoProcessor.from_pretrained, what="object detector's processor")
         self.owl = self.model.config.model_type in ("owlv2", "owlvit")
+
+    @staticmethod
+    def applies(item: dict) -> bool:
+        return bool(item.get("animal1") and item.get("animal2"))  # a row whose agents were not found: nothing to find
 
     def signature(self, item: dict) -> str:
         return f"{item['animal1']}|{item['animal2']}|{self.threshold}|per-agent"
@@ -335,6 +346,9 @@ class ReferenceSimilarity:
                     images.append(img.convert("RGB"))
             feats.append(self.embed(images))
         return torch.nn.functional.normalize(torch.cat(feats).mean(0), dim=0)
+
+    def applies(self, item: dict) -> bool:
+        return item.get("action") in self.centroids
 
     def signature(self, item: dict) -> str:
         return f"{item['action']}|{self.reference_hash}"

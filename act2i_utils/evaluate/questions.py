@@ -3,8 +3,21 @@ zero-shot action-classification captions."""
 
 from __future__ import annotations
 
+from ..words import count_number, lexicon, number_word, plural
+
 VQA_TEMPLATE = 'Does this figure show "{text}"? Please answer yes or no.'  # VQAScore's question (Lin et al. 2024), exactly
 ANSWER_SUFFIX = " Please answer yes or no."
+# materials asked as "made of ...": the substance, for the adjective a prompt uses ("wooden dogs")
+SUBSTANCES = {"wooden": "wood", "wood": "wood", "woolen": "wool", "woollen": "wool", "wool": "wool", "metal": "metal",
+              "metallic": "metal", "stone": "stone", "glass": "glass", "plastic": "plastic", "paper": "paper",
+              "gold": "gold", "iron": "iron", "steel": "steel", "marble": "marble", "clay": "clay", "ceramic": "ceramic",
+              "porcelain": "porcelain", "rubber": "rubber", "cardboard": "cardboard", "leather": "leather",
+              "crystal": "crystal", "ice": "ice", "chocolate": "chocolate", "felt": "felt", "fabric": "fabric",
+              "cloth": "cloth", "concrete": "concrete", "brick": "brick", "granite": "granite", "jade": "jade",
+              "bamboo": "bamboo", "wicker": "wicker", "candy": "candy", "sugar": "sugar", "cheese": "cheese",
+              "snow": "snow", "sand": "sand", "cotton": "cotton", "silk": "silk", "velvet": "velvet", "denim": "denim",
+              "tin": "tin", "aluminum": "aluminum", "aluminium": "aluminium", "brass": "brass", "platinum": "platinum",
+              "diamond": "diamond", "pearl": "pearl", "wax": "wax", "lego": "Lego bricks"}
 
 
 def with_article(name: str) -> str:
@@ -18,20 +31,78 @@ def action_phrase(action: str, template: str | None = None) -> str:
 
 
 def vqa_questions(base_prompt: str, animal1: str | None, animal2: str | None, action: str | None,
-                  template: str | None = None) -> dict[str, str]:
+                  template: str | None = None, counts: tuple = (None, None),
+                  attributes: tuple = (None, None)) -> dict[str, str]:
     """metric -> question: the whole base prompt (`vqa`, VQAScore) and the prompt's atoms, which target
     the paper's failure modes: a missing agent (agent1, agent2), no such action (event), the wrong
-    roles (action) and the role-reversed control (reversed)."""
+    roles (action) and the role-reversed control (reversed); and, where the prompt names them, each
+    agent's count ("Are there four pigs in this image?") and attributes ("Is the sheep blue?").
+
+    `counts`: each agent's count as written ("four", "3", "a"); `attributes`: each agent's attributes
+    (a list, or ";"-separated text).
+    """
     questions = {"vqa": VQA_TEMPLATE.format(text=base_prompt)}
-    if animal1 and animal2:
-        questions["vqa_agent1"] = f"Is there {with_article(animal1)} in this image?{ANSWER_SUFFIX}"
-        questions["vqa_agent2"] = f"Is there {with_article(animal2)} in this image?{ANSWER_SUFFIX}"
-    if animal1 and animal2 and action:
+    if not (animal1 and animal2):
+        return questions
+    agents = [_Agent(name, count, attrs) for name, count, attrs in zip((animal1, animal2), counts, attributes)]
+    for n, agent in enumerate(agents, 1):
+        questions[f"vqa_agent{n}"] = f"{agent.there()} in this image?{ANSWER_SUFFIX}"
+    if action:
         phrase = action_phrase(action, template)
+        a, b = agents
         questions["vqa_event"] = f"Does this image show {phrase.format(a='something', b='something else')}?{ANSWER_SUFFIX}"
-        questions["vqa_action"] = f"Is {phrase.format(a=f'the {animal1}', b=f'the {animal2}')}?{ANSWER_SUFFIX}"
-        questions["vqa_reversed"] = f"Is {phrase.format(a=f'the {animal2}', b=f'the {animal1}')}?{ANSWER_SUFFIX}"
+        questions["vqa_action"] = f"{_copula(a, phrase)} {phrase.format(a=a.the(), b=b.the())}?{ANSWER_SUFFIX}"
+        if not phrase.startswith("{a} and {b}"):  # "the cat and the dog fighting" reads the same both ways
+            questions["vqa_reversed"] = f"{_copula(b, phrase)} {phrase.format(a=b.the(), b=a.the())}?{ANSWER_SUFFIX}"
+    for n, agent in enumerate(agents, 1):
+        if agent.number is not None and agent.number > 1:
+            questions[f"vqa_count{n}"] = f"Are there {number_word(agent.number)} {agent.plural_name} in this image?{ANSWER_SUFFIX}"
+        if agent.attributes:
+            questions[f"vqa_attribute{n}"] = f"{agent.described()}?{ANSWER_SUFFIX}"
     return questions
+
+
+def _copula(agent: "_Agent", phrase: str) -> str:
+    return "Are" if agent.is_plural or phrase.startswith("{a} and {b}") else "Is"
+
+
+class _Agent:
+    """An agent as the questions name it: singular or plural, with its attributes."""
+
+    def __init__(self, name: str, count, attributes):
+        self.name = name
+        self.number = count_number(count) if isinstance(count, str) and count else None
+        self.is_plural = self.number is None and isinstance(count, str) and count not in ("", "a", "an", "the", "one") \
+            or (self.number is not None and self.number > 1)
+        if isinstance(attributes, str):
+            attributes = [a for a in attributes.split(";") if a.strip()]
+        self.attributes = [a.strip() for a in (attributes or [])]
+        self.plural_name = plural(name)
+
+    def there(self) -> str:
+        return f"Are there {self.plural_name}" if self.is_plural else f"Is there {with_article(self.name)}"
+
+    def the(self) -> str:
+        return f"the {self.plural_name if self.is_plural else self.name}"
+
+    def described(self) -> str:
+        """"Is the sheep blue", "Are the dogs made of stone", "Is the dog an origami dog"."""
+        copula, subject = ("Are", self.the()) if self.is_plural else ("Is", self.the())
+        lex = lexicon()
+        predicates = set(lex["colours"]) | set(lex["sizes"]) | set(lex["adjectives"])
+        plain = [a for a in self.attributes if a in predicates or a.endswith(("ed", "y", "ful", "ous", "ing"))]
+        made = [SUBSTANCES[a] for a in self.attributes if a in SUBSTANCES and a not in plain]
+        other = [a for a in self.attributes if a not in plain and a not in SUBSTANCES]
+        if other:
+            words = " ".join(self.attributes)
+            noun = f"{words} {self.plural_name}" if self.is_plural else with_article(f"{words} {self.name}")
+            return f"{copula} {subject} {noun}"
+        parts = plain + ([f"made of {' and '.join(made)}"] if made else [])
+        return f"{copula} {subject} {_join(parts)}"
+
+
+def _join(parts: list[str]) -> str:
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
 def action_caption(action: str, animal1: str | None, animal2: str | None, template: str | None = None) -> str:

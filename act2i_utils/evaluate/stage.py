@@ -21,9 +21,13 @@ from ..cache import JsonlCache, cache_key
 from ..errors import ConfigError, InputError
 from ..manifest import configured_images, image_hash
 from ..models import model_identity
-from ..schema import DETECTIONS, KEY, SCORES
+from ..schema import AGENT_COLUMNS, DETECTIONS, KEY, SCORES, load_benchmark
 from .api import VlmApiJudge
 from .judges import ActionClassifier, ClipJudge, ClipScore, Detector, Judge, PickScore, ReferenceSimilarity, VqaJudge
+
+
+# what a judge may read of an image's benchmark row, besides its base prompt
+ITEM_COLUMNS = ("animal1", "animal2", "action", "action_template", "spatial_topology", *AGENT_COLUMNS[:4])
 
 
 def _text(value) -> str | None:
@@ -51,8 +55,7 @@ def image_items(run_root: Path, manifest: pd.DataFrame, bench: pd.DataFrame) -> 
         items.append({
             "model": rec["model"], "variant": rec["variant"], "id": rec["id"], "seed": int(rec["seed"]), "path": path,
             "relpath": rec["path"], "image_hash": content, "base_prompt": row["base_prompt"],
-            "animal1": row["animal1"], "animal2": row["animal2"], "action": row["action"],
-            "action_template": _text(row.get("action_template")), "spatial_topology": _text(row.get("spatial_topology")),
+            **{column: _text(row.get(column)) for column in ITEM_COLUMNS},
         })
     return items
 
@@ -162,8 +165,10 @@ def judge_all(judge, items: list[dict], cache: JsonlCache, batch_size: int, prog
 
     identity = getattr(judge, "identity", None)  # an API judge: the served name; else the weights' content
     model = identity() if identity else model_identity(judge.model_ref)  # new weights in a folder: a new judge
-    keys = [cache_key(image=i["image_hash"], judge=judge.name, model=model, inputs=judge.signature(i)) for i in items]
-    missing = [n for n, k in enumerate(keys) if k not in cache]
+    applies = getattr(judge, "applies", lambda item: True)
+    keys = [cache_key(image=i["image_hash"], judge=judge.name, model=model, inputs=judge.signature(i)) if applies(i)
+            else None for i in items]
+    missing = [n for n, k in enumerate(keys) if k is not None and k not in cache]
     with progress_bar(total=len(missing), desc=f"{judge.name} ({judge.model_ref})", unit="img", disable=not progress or not missing) as bar:
         for start in range(0, len(missing), batch_size):
             chunk = missing[start:start + batch_size]
@@ -178,7 +183,7 @@ def judge_all(judge, items: list[dict], cache: JsonlCache, batch_size: int, prog
             values = judge.score(images, [items[n] for n in chunk])
             cache.add_many([(keys[n], v) for n, v in zip(chunk, values)])
             bar.update(len(chunk))
-    return [with_derived(judge, cache.get(k), item) for k, item in zip(keys, items)]
+    return [with_derived(judge, cache.get(k), item) if k is not None else {} for k, item in zip(keys, items)]
 
 
 def run(run, progress: bool = True) -> pd.DataFrame:
@@ -197,7 +202,7 @@ def run(run, progress: bool = True) -> pd.DataFrame:
                       "variants, seeds or prompt texts); they stay on disk and are not evaluated.", stacklevel=2)
     if manifest.empty:
         raise InputError(f"{run.manifest_path} lists no images; run the generate stage (notebook 03) first.")
-    bench = pd.read_parquet(run.require(run.benchmark_path))
+    bench = load_benchmark(run.require(run.benchmark_path))
     items = image_items(run.root, manifest, bench)
     cache = JsonlCache(run.scores_cache_path)
     rows, boxes = [], []

@@ -35,14 +35,15 @@ from ..cache import JsonlCache
 from ..errors import ConfigError, InputError
 from ..manifest import SELECTED_SOURCE, configured_images, merge_manifest, read_manifest, select_fingerprint
 from ..runs import now
-from ..schema import KEY, MANIFEST, PROMPTS, SELECT_CANDIDATES, SELECT_COST_CURVE, SELECT_REFINE, SELECTION
+from ..schema import (KEY, MANIFEST, PROMPTS, SELECT_CANDIDATES, SELECT_COST_CURVE, SELECT_REFINE, SELECTION,
+                      load_benchmark)
 from . import policies as pol
 from .evaluation import cost_curve
 
 
 # metric -> the evaluate judge that writes it (tests check this against every judge's declared metrics)
 GROUPS = (
-    (re.compile(r"^(vqa|vqa_(agent1|agent2|event|action|reversed)|soft_tifa_(am|gm|dsg))$"), "vqa"),
+    (re.compile(r"^(vqa|vqa_(agent[12]|event|action|reversed|count[12]|attribute[12])|soft_tifa_(am|gm|dsg))$"), "vqa"),
     (re.compile(r"^clipscore$"), "clipscore"),
     (re.compile(r"^action_(rank|top1|top5)$"), "action_clip"),
     (re.compile(r"^(det_(agent1|agent2|both)|geo_(agents|iou|contact|topology))$"), "detection"),
@@ -112,7 +113,7 @@ def run(run, progress: bool = True) -> Selected:
     gen = run.config.generate
     selection_seeds, heldout = cfg.seeds(gen.seeds)
     group = judge_group(cfg.judge_metric, run.config.evaluate.metrics)
-    bench = pd.read_parquet(run.require(run.benchmark_path))
+    bench = load_benchmark(run.require(run.benchmark_path))
     prompts = PROMPTS.read(run.require(run.prompts_path))
     notes: list[str] = []
     with run.stage("select"):

@@ -1,0 +1,156 @@
+"""Any action prompt set runs end to end (issue 24): a file whose rows carry only `base_prompt`
+(every other column missing or NaN) goes through every stage; rows whose agents are not found are
+flagged, enriched, generated, judged by the whole-prompt metrics only, listed and counted."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from act2i_utils.cli import main
+from act2i_utils.runs import open_run
+
+PROMPTS = [
+    "four pigs jumping over a flamingo",
+    "a blue sheep playing with three pigs",
+    "a brown guitar, and seven turtles chasing two zebras",
+    "a chef chasing two waiters",
+    "a quiet lake at dawn",  # no agents: flagged, still in every stage
+    "three red balloons",  # no agents
+]
+NOT_FOUND = {"a quiet lake at dawn", "three red balloons"}
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    """`act2i run --profile smoke --set benchmark.source=<CSV>` over a CSV that has every column of the
+    schema, all empty but base_prompt: every notebook, to the report."""
+    folder = tmp_path_factory.mktemp("any")
+    path = folder / "external.csv"
+    columns = ["id", "base_prompt", "animal1", "animal2", "action", "rarity_label", "emotional_valence",
+               "spatial_topology", "temporal_extent", "emotional_prompt", "spatial_prompt", "temporal_prompt"]
+    frame = pd.DataFrame({c: [np.nan] * len(PROMPTS) for c in columns})
+    frame["base_prompt"] = PROMPTS
+    frame.to_csv(path, index=False)
+    root = folder / "run"
+    assert main(["run", "--profile", "smoke", "--run", str(root), "--quiet", "--set", f"benchmark.source={path}",
+                 "--set", "generate.variants=[base,temporal]", "--set", "analyze.n_bootstrap=100"]) == 0
+    run = open_run(root)
+    bench = pd.read_parquet(run.benchmark_path)
+    return run, bench, pd.read_parquet(run.prompts_path), pd.read_parquet(run.scores_path), \
+        pd.read_csv(run.tables / "acceptance.csv")
+
+
+def test_rows_without_agents_are_flagged_with_a_reason(study):
+    _, bench, _, _, _ = study
+    flagged = bench[bench["flags"] == "agents_not_found"]
+    assert set(flagged["base_prompt"]) == NOT_FOUND
+    assert flagged["agents_note"].map(bool).all()
+    found = bench.set_index("base_prompt").loc["four pigs jumping over a flamingo"]
+    assert (found["animal1"], found["animal1_count"], found["animal2"], found["action"]) == ("pig", "four", "flamingo",
+                                                                                              "jumping over")
+    assert bench.set_index("base_prompt").loc["a blue sheep playing with three pigs", "animal1_attributes"] == "blue"
+    assert bench.set_index("base_prompt").loc[PROMPTS[2], "scene_objects"] == "a brown guitar"
+
+
+def test_every_row_is_enriched_and_generated(study):
+    run, bench, prompts, _, _ = study
+    assert set(prompts[prompts["variant"] == "temporal"]["id"]) == set(bench["id"])
+    manifest = pd.read_parquet(run.manifest_path)
+    assert set(manifest[manifest["variant"] == "base"]["id"]) == set(bench["id"])
+
+
+def test_flagged_rows_get_whole_prompt_metrics_only(study):
+    _, bench, _, scores, _ = study
+    flagged = set(bench.loc[bench["flags"] == "agents_not_found", "id"])
+    theirs = scores[scores["id"].isin(flagged)]
+    assert {"vqa", "clipscore", "pickscore"} <= set(theirs["metric"])
+    assert not any(m.startswith(("vqa_", "soft_tifa", "det_", "geo_", "action_")) for m in theirs["metric"])
+    found = scores[~scores["id"].isin(flagged)]
+    assert {"vqa_agent1", "vqa_count1", "soft_tifa_gm", "det_agent1"} <= set(found["metric"])
+
+
+def test_counts_and_attributes_are_asked(study):
+    _, bench, _, scores, _ = study
+    pigs = bench.loc[bench["base_prompt"] == PROMPTS[0], "id"].iloc[0]
+    sheep = bench.loc[bench["base_prompt"] == PROMPTS[1], "id"].iloc[0]
+    assert "vqa_count1" in set(scores.loc[scores["id"] == pigs, "metric"])
+    assert "vqa_attribute1" in set(scores.loc[scores["id"] == sheep, "metric"])
+
+
+def test_flagged_rows_are_counted_and_listed(study):
+    run, bench, _, _, rates = study
+    rates = rates[rates["variant"] == "base"]
+    assert len(rates) and (rates["prompts"] == len(bench)).all()
+    report = run.report_path.read_text(encoding="utf-8")
+    assert "agents_not_found" in report or "agents were not found" in report
+    for prompt in NOT_FOUND:
+        assert prompt in report
+    listed = pd.read_csv(run.tables / "agents_not_found.csv")
+    assert set(listed["base_prompt"]) == NOT_FOUND and listed["reason"].map(bool).all()
+
+
+def test_provenance_names_the_parser(study):
+    run, *_ = study
+    record = json.loads(run.provenance_path.read_text())["benchmark_source"]
+    assert record["parser"].startswith(("rules", "spacy"))
+
+
+def test_enriching_a_row_with_nan_agents_does_not_crash():
+    from act2i_utils.enrich import enrich as enrich_table
+    from act2i_utils.enrich.kb import KnowledgeBaseBackend
+
+    table = pd.DataFrame({"id": ["p1", "p2"], "base_prompt": ["a wolf chasing an elk", "a quiet lake"],
+                          "animal1": ["wolf", np.nan], "animal2": ["elk", np.nan], "action": ["chasing", np.nan]})
+    out = enrich_table(table, KnowledgeBaseBackend(), dimensions=["temporal"], progress=False)
+    assert out.loc[out["variant"] == "temporal", "text"].map(bool).all()
+
+
+@pytest.mark.parametrize("name, content", [
+    ("geneval.jsonl", '{"prompt": "four pigs jumping over a flamingo", "tag": "counting"}\n'
+                      '{"prompt": "a chef chasing two waiters", "tag": "action"}\n'),
+    ("list.json", '[{"prompt": "four pigs jumping over a flamingo", "tag": "counting"},'
+                  ' {"prompt": "a chef chasing two waiters"}]'),
+    ("keyed.json", '{"pig": {"prompt": "four pigs jumping over a flamingo", "basic_skills": "Counting"},'
+                   ' "chef": {"prompt": "a chef chasing two waiters"}}'),
+    ("prompts.txt", "four pigs jumping over a flamingo\n\n# a comment\na chef chasing two waiters\n"),
+    ("drawbench.csv", "Prompts,Category\nfour pigs jumping over a flamingo,Counting\na chef chasing two waiters,Actions\n"),
+    ("captions.csv", "caption\nfour pigs jumping over a flamingo\na chef chasing two waiters\n"),
+    ("text.csv", "text,source\nfour pigs jumping over a flamingo,x\na chef chasing two waiters,y\n"),
+    ("parti.tsv", "Prompt\tCategory\tChallenge\nfour pigs jumping over a flamingo\tAnimals\tCounting\n"
+                  "a chef chasing two waiters\tPeople\tBasic\n"),
+])
+def test_other_benchmarks_formats_import_as_they_are(tmp_path, name, content):
+    from act2i_utils.benchmark import read_benchmark
+
+    path = tmp_path / name
+    path.write_text(content, encoding="utf-8")
+    table = read_benchmark(path)
+    assert table["base_prompt"].tolist() == ["four pigs jumping over a flamingo", "a chef chasing two waiters"]
+    if name == "keyed.json":
+        assert table["id"].tolist() == ["pig", "chef"]
+    if name in ("geneval.jsonl", "drawbench.csv", "parti.tsv", "keyed.json"):
+        assert json.loads(table["metadata"].iloc[0])  # the other fields are kept, as JSON
+
+
+def test_a_file_without_a_prompt_column_says_which_names_it_takes(tmp_path):
+    from act2i_utils.benchmark import read_benchmark
+    from act2i_utils.errors import InputError
+
+    path = tmp_path / "odd.csv"
+    path.write_text("foo,bar\n1,2\n", encoding="utf-8")
+    with pytest.raises(InputError, match=r"odd.csv: no prompt column \(found: foo, bar\); name it base_prompt or prompt"):
+        read_benchmark(path)
+
+
+def test_the_three_lines_of_the_docs_run(tmp_path, monkeypatch, repo):
+    docs = (repo / "docs" / "benchmark.md").read_text(encoding="utf-8")
+    snippet = docs.split("## Another benchmark's prompts, in three lines", 1)[1].split("```python", 1)[1].split("```", 1)[0]
+    assert len(snippet.strip().splitlines()) == 3
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "geneval_prompts.jsonl").write_text('{"prompt": "four pigs jumping over a flamingo", "tag": "counting"}\n'
+                                                    '{"prompt": "a photo of a cat", "tag": "single_object"}\n')
+    scope = {}
+    exec(compile(snippet, "docs/benchmark.md", "exec"), scope)
+    assert len(scope["table"]) == 2
