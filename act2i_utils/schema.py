@@ -10,6 +10,7 @@ the stage writing it and every stage reading it both call.
 | detections | `detections.parquet` | box a detector kept for an agent of an image |
 | annotations | `annotations.parquet` | live answer of one annotator about one image |
 | annotation_plan | `annotation_plan.parquet` | image: its chance of being sent to people, and whether it was |
+| ratings | `ratings.parquet` | live answer of one rater, gold included, with its gold result and the rater's exclusion |
 | acceptance | (in memory; `tables/acceptance.csv` summarises it) | image: accepted 0/1, from people or a judge |
 
 The benchmark table keeps the published AcT2I schema, so the official prompt file loads as is:
@@ -21,6 +22,7 @@ enriched prompts may be empty). A built benchmark adds `action_key` and `action_
 
 from __future__ import annotations
 
+import csv
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -100,6 +102,7 @@ def _with_our_names(frame: pd.DataFrame) -> pd.DataFrame:
         if found is not None:
             renames[found] = column
     frame = frame.rename(columns=renames)
+    frame.attrs["names"] = {ours: str(theirs) for theirs, ours in renames.items()}  # for messages: the file's names
     if "base_prompt" not in frame.columns:
         raise InputError(f"no prompt column (found: {', '.join(map(str, frame.columns)) or 'none'}); name it "
                          f"{' or '.join(ALIASES['base_prompt'][:2])}, or any of {', '.join(ALIASES['base_prompt'][2:])}.")
@@ -121,8 +124,10 @@ def _read_any(path: Path) -> pd.DataFrame:
     try:
         if suffix == ".parquet":
             return pd.read_parquet(path)
-        if suffix in (".csv", ".tsv"):
-            return pd.read_csv(path, dtype=str, keep_default_na=False, sep="\t" if suffix == ".tsv" else ",")
+        if suffix == ".csv":
+            return pd.read_csv(path, dtype=str, keep_default_na=False, index_col=False)
+        if suffix == ".tsv":  # tab-separated files quote nothing: a prompt may hold quotes (PartiPrompts)
+            return pd.read_csv(path, dtype=str, keep_default_na=False, index_col=False, sep="\t", quoting=csv.QUOTE_NONE)
         if suffix in (".jsonl", ".json"):
             return _read_json(path)
         if suffix == ".txt":
@@ -157,6 +162,10 @@ def _read_json(path: Path) -> pd.DataFrame:
                 records.append(json.loads(line))
             except json.JSONDecodeError as err:
                 raise InputError(f"{path}: line {number} is not valid JSON ({err.msg}); each line must hold one object.") from None
+    if not isinstance(records, list):
+        raise InputError(f"{path}: holds a {type(records).__name__}, not a list of rows.")
+    if not records:
+        raise InputError(f"{path}: the file holds no rows.")
     for i, record in enumerate(records, 1):
         if isinstance(record, str):
             records[i - 1] = record = {"base_prompt": record}  # a JSON list of prompts
@@ -177,10 +186,13 @@ def _one_object_per_line(text: str) -> bool:
 
 
 def _records_of_object(data: dict, path: Path) -> list[dict]:
-    """{"0": {"prompt": ...}, ...} (keys become ids), or one list of rows under a key ({"data": [...]})."""
+    """{"0": {"prompt": ...}, ...} (keys become ids), one list of rows under a key ({"data": [...]}), or
+    one row ({"prompt": ...})."""
     lists = [v for v in data.values() if isinstance(v, list)]
     if len(data) == 1 and lists:
         return lists[0]
+    if any(str(k).strip().lower() in ALIASES["base_prompt"] for k in data):
+        return [data]
     if data and all(isinstance(v, dict) for v in data.values()):
         return [{"id": str(k), **v} if "id" not in v else v for k, v in data.items()]
     if data and all(isinstance(v, str) for v in data.values()):
@@ -209,6 +221,7 @@ def validate_benchmark(frame: pd.DataFrame, source: str | Path = "benchmark") ->
         )
     if len(frame) == 0:
         raise InputError(f"{source}: the prompt set has no rows.")
+    names = frame.attrs.get("names", {})
     columns = {}
     for column in BENCHMARK_COLUMNS + [c for c in BENCHMARK_EXTRA if c in frame.columns]:
         values = frame[column].tolist() if column in frame.columns else [None] * len(frame)
@@ -223,7 +236,10 @@ def validate_benchmark(frame: pd.DataFrame, source: str | Path = "benchmark") ->
             raise InputError(f"{source}: row {i} has 'id' {row.id!r}, which becomes part of image file names and "
                              f"must be {SAFE_NAME_RULE}; rename it.")
         if row.base_prompt is None:
-            raise InputError(f"{source}: row {i} (id {row.id}) has an empty 'base_prompt'.")
+            raise InputError(f"{source}: row {i} (id {row.id}) has an empty '{names.get('base_prompt', 'base_prompt')}'.")
+        if isinstance(frame["base_prompt"].iat[i - 1], (dict, list)):
+            raise InputError(f"{source}: row {i} (id {row.id}) has a '{names.get('base_prompt', 'base_prompt')}' that is "
+                             f"not text but a JSON {type(frame['base_prompt'].iat[i - 1]).__name__}; give the prompt as text.")
         for column, allowed in LABELS.items():
             value = getattr(row, column)
             if value is not None and value not in allowed and _label(value) in allowed:
@@ -351,6 +367,13 @@ ANNOTATIONS = Table(
     ["annotator", "image_id", "model", "variant", "id", "seed", "label", "tags", "comment", "seconds", "source",
      "created"],
     key=["annotator", "image_id"],
+)
+# One row per live answer of a rater, gold images included: the per-rater export a paper can publish
+# (the annotator is an anonymous name; for a gold image, model is "(gold)" and id the gold id).
+RATINGS = Table(
+    "ratings",
+    ["annotator", "model", "variant", "id", "seed", "label", "tags", "seconds", "gold_expected", "gold_correct",
+     "excluded", "created"],
 )
 ANNOTATION_PLAN = Table("annotation_plan", KEY + ["stratum", "inclusion_prob", "selected"], key=KEY)
 ACCEPTANCE = Table("acceptance", KEY + ["accepted"], key=KEY, extra_prefix="")  # people add accept_share, annotators

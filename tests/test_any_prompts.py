@@ -154,3 +154,47 @@ def test_the_three_lines_of_the_docs_run(tmp_path, monkeypatch, repo):
     scope = {}
     exec(compile(snippet, "docs/benchmark.md", "exec"), scope)
     assert len(scope["table"]) == 2
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("nested.json", '[{"prompt": {"text": "a cat chasing a mouse"}}]', r"has a 'prompt' that is not text but a JSON dict"),
+    ("missing.jsonl", '{"caption": "a cat chasing a mouse"}\n{"caption": ""}\n', r"row 2 \(id p0002\) has an empty 'caption'"),
+    ("empty.json", "[]", r"empty.json: the file holds no rows"),
+])
+def test_imports_name_the_file_s_own_fields(tmp_path, name, content, message):
+    from act2i_utils.benchmark import read_benchmark
+    from act2i_utils.errors import InputError
+
+    path = tmp_path / name
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(InputError, match=message):
+        read_benchmark(path)
+
+
+def test_quotes_in_a_tsv_and_one_json_object_are_read_as_written(tmp_path):
+    from act2i_utils.benchmark import read_benchmark
+
+    tsv = tmp_path / "parti.tsv"
+    tsv.write_text('Prompt\tCategory\n"Deep Learning" written on a blackboard\tText\n', encoding="utf-8")
+    assert read_benchmark(tsv)["base_prompt"].tolist() == ['"Deep Learning" written on a blackboard']
+    one = tmp_path / "one.json"
+    one.write_text('{"prompt": "a cat chasing a mouse", "tag": "x"}', encoding="utf-8")
+    assert read_benchmark(one)["base_prompt"].tolist() == ["a cat chasing a mouse"]
+
+
+@pytest.mark.parametrize("prompt, agent, question", [
+    ("the women are feeding the geese", "vqa_action", "Are the women feeding the geese?"),
+    ("people watching two dolphins", "vqa_agent1", "Are there people in this image?"),
+    ("a girl hugging her dog", "vqa_action", "Is the girl hugging the dog?"),
+    ("a baby elephant following its mother", "vqa_attribute1", "Is the elephant a baby elephant?"),
+    ("six stone dogs chasing a horse", "vqa_attribute1", "Are the dogs made of stone?"),
+    ("a blue sheep playing with three pigs", "vqa_count2", "Are there three pigs in this image?"),
+])
+def test_questions_agree_in_number_with_the_prompt(prompt, agent, question):
+    from act2i_utils.benchmark import parse_prompt
+    from act2i_utils.evaluate.questions import vqa_questions
+
+    p = parse_prompt(prompt, parser="rules")
+    asked = vqa_questions(prompt, p.agent1.noun, p.agent2.noun, p.action, p.template, (p.agent1.count, p.agent2.count),
+                          (";".join(p.agent1.attributes), ";".join(p.agent2.attributes)))
+    assert asked[agent] == f"{question} Please answer yes or no."

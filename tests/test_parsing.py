@@ -1,7 +1,7 @@
 """Prompt parsing (issue 24): the rule-based parser on tables of realistic prompts written with their
-expected agents, counts and attributes (ours, and a held-out one written by someone who had not
-seen the parser), spaCy's parser on the same tables when it is installed, the builder's prompts read
-back exactly, and the word forms it rests on."""
+expected agents, counts and attributes (ours; a held-out one written by someone who had not seen the
+parser; one written by a reviewer who tried the feature as a new user), spaCy's parser on the same
+tables when it is installed, the builder's prompts read back exactly, and the word forms it rests on."""
 
 import csv
 from pathlib import Path
@@ -13,7 +13,7 @@ from act2i_utils.benchmark.parsing import spacy_available
 from act2i_utils.words import count_number, ing, is_plural, lexicon, plural, singular, verb_base
 
 DATA = Path(__file__).parent / "data"
-TABLES = {"ours": DATA / "parse_cases.csv", "held_out": DATA / "parse_heldout.csv"}
+TABLES = {"ours": DATA / "parse_cases.csv", "held_out": DATA / "parse_heldout.csv", "review": DATA / "parse_review.csv"}
 
 
 def cases(name: str) -> list[dict]:
@@ -26,6 +26,8 @@ def noun_right(expected: str, agent) -> bool:
 
 
 def count_right(expected: str, agent) -> bool:
+    if expected == "?":  # not checked
+        return agent is not None
     return agent is not None and ("" if agent.number is None else str(agent.number)) == expected
 
 
@@ -65,9 +67,17 @@ def test_the_rules_find_both_agents_and_counts_in_95_percent(table):
 @pytest.mark.parametrize("table", list(TABLES))
 def test_spacy_reads_the_same_tables(table):
     agents, counts, wrong = score(cases(table), "spacy")
-    assert agents >= 0.9 and counts >= 0.9, wrong  # measured: 1.00/1.00 on ours, 0.96/0.98 held out (en_core_web_sm 3.8)
+    assert agents >= 0.9 and counts >= 0.9, wrong  # measured (en_core_web_sm 3.8): see docs/benchmark.md
     auto_agents, auto_counts, _ = score(cases(table), "auto")
     assert auto_agents >= 0.95 and auto_counts >= 0.95
+
+
+@pytest.mark.skipif(spacy_available(), reason="spaCy is installed here")
+def test_asking_for_spacy_without_it_says_what_to_install():
+    from act2i_utils.errors import InputError
+
+    with pytest.raises(InputError, match=r"pip install -e \.\[linguistics\]"):
+        parse_prompt("a cat chasing a mouse", parser="spacy")
 
 
 def test_attributes_and_scene_objects():
@@ -99,6 +109,10 @@ def test_every_builder_prompt_reads_back_exactly(agents):
     ("a girl throwing a ball to a dog", "{a} throwing a ball to {b}"),
     ("a man wearing a hat chasing a dog", "{a} chasing {b}"),
     ("a dog happily chasing a cat across the snow", "{a} chasing {b}"),
+    ("a rabbit is chased by a fox", "{a} being chased by {b}"),
+    ("Two men shake hands with a woman.", "{a} shaking hands with {b}"),
+    ("a cat chasing a mouse and a dog chasing a cat", "{a} chasing {b}"),
+    ("A high-resolution photo of a lion chasing a gazelle", "{a} chasing {b}"),
 ])
 def test_templates(prompt, template):
     assert parse_prompt(prompt, parser="rules").template == template
@@ -132,6 +146,29 @@ def test_word_forms():
     assert verb_base("bitten") == "bite" and verb_base("chases") == "chase" and verb_base("zebra") is None
     assert [count_number(c) for c in ("four", "3", "a pair of", "a", "a herd of", "the", "a dozen")] == [
         4, 3, 2, 1, None, None, 12]
+
+
+@pytest.mark.parametrize("prompt, first, second", [
+    ("a dog licking a child's face", "child", None),  # a body part's owner is the agent
+    ("four mice nibbling a piece of cheese", "cheese", "a piece of"),
+    ("a mother and her baby watching a bird", "mother", None),
+    ("a lamp and a cat chasing a dog", None, None),
+    ("twenty-one birds chasing a hawk", "21", None),
+    ("a cat chasing 1,000 ants", "1000", None),
+])
+def test_possessives_portions_and_numbers(prompt, first, second):
+    parsed = parse_prompt(prompt, parser="rules")
+    if prompt.startswith("a dog"):
+        assert parsed.agent2.noun == first
+    elif prompt.startswith("four"):
+        assert (parsed.agent2.noun, parsed.agent2.count) == (first, second)
+    elif prompt.startswith("a mother"):
+        assert parsed.agent1.noun == first and parsed.agent2.noun == "bird"
+    elif prompt.startswith("a lamp"):
+        assert (parsed.agent1.noun, parsed.agent2.noun) == ("cat", "dog") and "a lamp" in parsed.objects
+    else:
+        agent = parsed.agent1 if prompt.startswith("twenty") else parsed.agent2
+        assert str(agent.number) == first
 
 
 def test_the_lexicon_holds_only_words():

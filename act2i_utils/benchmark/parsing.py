@@ -33,6 +33,11 @@ def parse_prompt(text: str, parser: str = "auto") -> ParsedPrompt:
     if parser not in ("auto", "spacy", "rules"):
         raise ValueError(f"parser must be 'auto', 'spacy' or 'rules', not {parser!r}")
     if parser == "spacy":
+        if not spacy_available():
+            from ..errors import InputError
+
+            raise InputError("parser='spacy' needs spaCy and its English model: pip install -e .[linguistics], then "
+                             "python -m spacy download en_core_web_sm (or set ACT2I_SPACY_MODEL to a model folder).")
         from .spacy_parser import parse_spacy
 
         return parse_spacy(text)

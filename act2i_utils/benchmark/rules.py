@@ -100,6 +100,7 @@ def parse_rules(text: str) -> ParsedPrompt:
     subjects, objects = _subjects(tokens[:start])
     if not subjects:
         return ParsedPrompt(text, flag=NOT_FOUND, reason=f"no agent before the action '{phrase}'", objects=objects)
+    subjects = _agreeing(subjects, tokens[start])
     predicate = _predicate(tokens[stop:])
     objects += predicate.objects
     if passive and predicate.object is None:
@@ -142,6 +143,7 @@ def _normalise(text: str) -> str:
     """Lower case, plain quotes, and only the first sentence (the one that names the action)."""
     text = text.lower().replace("’", "'").replace("‘", "'").replace("&", " and ")
     text = re.sub(r"[\"“”`*_\[\]{}<>]", " ", text)
+    text = re.sub(r"(?<=\d),(?=\d{3}\b)", "", text)  # "1,000 ants"
     text = re.sub(r"\s*[.!?]+(\s|$)", " . ", text)  # sentence ends; "." itself is not a token
     return text.split(" . ")[0] if " . " in text.strip(" .") else text
 
@@ -157,10 +159,10 @@ def _frame_stripped(tokens: list[str]) -> list[str]:
             changed = True
         if tokens[:1] == ["there"] and len(tokens) > 1 and tokens[1] in w["auxiliaries"]:
             tokens, changed = tokens[2:], True
-        for i in range(min(len(tokens), 7)):
-            if tokens[i] in ("of", "showing", "depicting", "featuring", "with") and i >= 1 and \
-                    any(t in w["frames"] for t in tokens[:i]) and all(t in w["frames"] | w["determiners"]
-                                                                      | w["attributes"] for t in tokens[:i]):
+        for i in range(1, min(len(tokens), 7)):
+            # "a photo of", "a high-resolution photo of", "a 4k digital illustration showing"
+            if tokens[i] in ("of", "showing", "depicting", "featuring", "with") and tokens[i - 1] in w["frames"] \
+                    and not any(_verb_at(tokens, j) for j in range(1, i)):
                 tokens, changed = tokens[i + 1:], True
                 break
     return tokens
@@ -197,6 +199,9 @@ def _verb_at(tokens: list[str], i: int) -> bool:
         return False
     if before in w["frames"] and not _noun_like(before):
         return False
+    form = w["verbs"].get(word)
+    if form is not None and form[1] in ("participle", "past") and after == "by" and before in w["auxiliaries"]:
+        return True  # "a rabbit is chased by a fox", "a mouse gets caught by an owl"
     if _compound_start(tokens, i) or " ".join((before, word)) in w["compounds"]:
         return False  # "praying mantises", "guard dog"
     ing_form = word.endswith("ing") and len(word) >= 5
@@ -204,13 +209,12 @@ def _verb_at(tokens: list[str], i: int) -> bool:
         return False  # "a small sleeping cat": an adjective before the noun
     if ing_form:
         return True
-    form = w["verbs"].get(word)
     if form is None or form[1] == "ing":
         return False
     if form[1] == "base" and is_plural(word):
         return False
     return _noun_like(before) and (not after or _starts_phrase(after) or after in w["particles"]
-                                    or after not in w["verbs"])
+                                    or after not in w["verbs"] or is_plural(after))  # "two men shake hands with"
 
 
 def _counts(word: str) -> bool:
@@ -254,7 +258,20 @@ def _subjects(tokens: list[str]) -> tuple[list[Agent], tuple[str, ...]]:
         chunk = chunk[1:]
     head, modifiers = _before_preposition(chunk)
     subjects = [a for a in (_noun_phrase(part) for part in _coordinated(head)) if a is not None]
+    if subjects and not _animate(subjects[0]) and any(_animate(a) for a in subjects[1:]):
+        # "a lamp and a cat chasing a dog": the cat acts, the lamp is part of the scene
+        first = next(a for a in subjects if _animate(a))
+        objects += tuple(a.text for a in subjects if a is not first and not _animate(a))
+        subjects = [first] + [a for a in subjects if a is not first and _animate(a)]
     return subjects, objects + tuple(m for m in modifiers if m)
+
+
+def _agreeing(subjects: list[Agent], aux: str) -> list[Agent]:
+    """"the sheep are herded": a plural verb makes a lone subject of no number an unspecified plural."""
+    first = subjects[0]
+    if aux in ("are", "were") and len(subjects) == 1 and first.number == 1 and first.count in ("the", ""):
+        return [Agent(first.noun, first.count, None, first.attributes, first.text)]
+    return subjects
 
 
 def _chunk_objects(chunk: list[str]) -> list[str]:
@@ -279,13 +296,19 @@ def _coordinated(tokens: list[str]) -> list[list[str]]:
     """Noun phrases joined by "and" (not adjectives: "a black and white cow" is one)."""
     parts, current = [], []
     for i, token in enumerate(tokens):
-        if token in ("and", "or") and current and not _adjective(current[-1]) and i + 1 < len(tokens):
+        if token in ("and", "or") and current and i + 1 < len(tokens) and not _adjectives_joined(tokens, i):
             parts.append(current)
             current = []
         else:
             current.append(token)
     parts.append(current)
     return [p for p in parts if p]
+
+
+def _adjectives_joined(tokens: list[str], i: int) -> bool:
+    """Whether the "and" at tokens[i] joins two adjectives ("black and white"), not two noun phrases."""
+    return i > 0 and _adjective(tokens[i - 1]) and i + 1 < len(tokens) and _adjective(tokens[i + 1]) \
+        and tokens[i + 1] not in _words()["determiners"]
 
 
 def _split(tokens: list[str], marks: set[str]) -> list[list[str]]:
@@ -303,7 +326,7 @@ def _split(tokens: list[str], marks: set[str]) -> list[list[str]]:
 def _noun_phrase(tokens: list[str]) -> Agent | None:
     """An agent from its noun phrase ("six stone dogs"), or None when it names nothing."""
     w = _words()
-    words = [t for t in tokens if t not in (",", ";", ":", "(", ")")]
+    words = _owner_or_owned([t for t in tokens if t not in (",", ";", ":", "(", ")")])
     text = " ".join(words)
     count, number, words = _count(words)
     words = [t for t in words if t not in w["determiners"] and t not in ("and", "or", "of", "very", "quite")]
@@ -325,6 +348,17 @@ def _noun_phrase(tokens: list[str]) -> Agent | None:
     return Agent(noun=noun, count=count, number=number, attributes=tuple(attributes), text=text)
 
 
+def _owner_or_owned(words: list[str]) -> list[str]:
+    """"a child's face" -> "a child" (a body part's owner acts); "a man's dog" -> "dog"."""
+    owners = [i for i, t in enumerate(words[:-1]) if t.endswith("'s")]
+    if not owners:
+        return words
+    i = owners[-1]
+    if words[-1] in _words()["body_parts"]:
+        return words[:i] + [words[i][:-2]]
+    return words[i + 1:]
+
+
 def _count(words: list[str]) -> tuple[str, int | None, list[str]]:
     """(the count as written, its number or None, the rest of the noun phrase)."""
     w = _words()
@@ -335,8 +369,8 @@ def _count(words: list[str]) -> tuple[str, int | None, list[str]]:
         nxt = words[i + 1] if i + 1 < len(words) else ""
         if token in ("a", "an") and nxt in phrases and words[i + 2:i + 3] == ["of"]:
             written, number, i = words[i:i + 3], phrases[nxt], i + 3  # "a pair of"
-        elif token in ("a", "an") and nxt in w["groups"] and words[i + 2:i + 3] == ["of"]:
-            written, number, i = words[i:i + 3], None, i + 3  # "a herd of"
+        elif token in ("a", "an") and (nxt in w["groups"] or nxt in w["partitives"]) and words[i + 2:i + 3] == ["of"]:
+            written, number, i = words[i:i + 3], None, i + 3  # "a herd of", "a piece of"
         elif token in w["groups"] and nxt == "of":
             written, number, i = words[i:i + 2], None, i + 2  # "dozens of", "lots of"
         elif token in ("a", "an") and nxt == "dozen":
@@ -349,6 +383,8 @@ def _count(words: list[str]) -> tuple[str, int | None, list[str]]:
             i += 1 if words[i:i + 1] == ["of"] else 0  # "two of the dogs"
         elif token.isdigit():
             written, number, i = written + [token], int(token), i + 1
+        elif "-" in token and all(part in numbers for part in token.split("-")):
+            written, number, i = written + [token], sum(numbers[p] for p in token.split("-")), i + 1  # "twenty-one"
         elif token in w["determiners"] or token in w["quantifiers"]:
             if written and written[-1] in numbers:
                 break
@@ -474,12 +510,12 @@ def _phrase(tokens: list[str]) -> tuple[list[str], list[str]]:
     """A noun phrase at the start of `tokens` and what follows it."""
     w = _words()
     for i, token in enumerate(tokens):
-        if i and (token in w["prepositions"] - {"of"} or token in ("and", "or") and not _adjective(tokens[i - 1])
+        if i and (token in w["prepositions"] - {"of"} or token in ("and", "or") and not _adjectives_joined(tokens, i)
                   or token in w["clause_words"] or (token.endswith("ing") and token not in w["ing_nouns"]
                                                     and not _counts(tokens[i - 1]) and not _adjective(tokens[i - 1])
                                                     and not _compound_start(tokens, i))
                   or (token in ("of",) and tokens[i - 1] not in w["groups"] and tokens[i - 1] not in w["number_phrases"]
-                      and tokens[i - 1] not in w["numbers"])):
+                      and tokens[i - 1] not in w["numbers"] and tokens[i - 1] not in w["partitives"])):
             return tokens[:i], tokens[i:]
     return tokens, []
 
@@ -505,6 +541,9 @@ def _tail(tokens: list[str]) -> tuple[str, tuple[str, ...]]:
     if not tokens:
         return "", ()
     first = tokens[0]
+    verb_first = first.endswith("ing") and first not in w["ing_nouns"] and len(first) >= 5
+    if verb_first or (any(_verb_at(tokens, i) for i in range(1, len(tokens))) and first not in w["prepositions"]):
+        return "", ()  # "... and a dog chasing a cat": a clause of its own
     if first in w["scene_prepositions"] or first in ("near", "next"):
         phrase, _ = _phrase([t for t in tokens[1:] if t not in ("to", "of", "front", "top")])
         place = _noun_phrase(phrase) if phrase else None

@@ -3,6 +3,8 @@ zero-shot action-classification captions."""
 
 from __future__ import annotations
 
+import re
+
 from ..words import count_number, lexicon, number_word, plural
 
 VQA_TEMPLATE = 'Does this figure show "{text}"? Please answer yes or no.'  # VQAScore's question (Lin et al. 2024), exactly
@@ -44,7 +46,7 @@ def vqa_questions(base_prompt: str, animal1: str | None, animal2: str | None, ac
     questions = {"vqa": VQA_TEMPLATE.format(text=base_prompt)}
     if not (animal1 and animal2):
         return questions
-    agents = [_Agent(name, count, attrs) for name, count, attrs in zip((animal1, animal2), counts, attributes)]
+    agents = [_Agent(name, count, attrs, base_prompt) for name, count, attrs in zip((animal1, animal2), counts, attributes)]
     for n, agent in enumerate(agents, 1):
         questions[f"vqa_agent{n}"] = f"{agent.there()} in this image?{ANSWER_SUFFIX}"
     if action:
@@ -69,15 +71,19 @@ def _copula(agent: "_Agent", phrase: str) -> str:
 class _Agent:
     """An agent as the questions name it: singular or plural, with its attributes."""
 
-    def __init__(self, name: str, count, attributes):
+    def __init__(self, name: str, count, attributes, prompt: str = ""):
         self.name = name
         self.number = count_number(count) if isinstance(count, str) and count else None
-        self.is_plural = self.number is None and isinstance(count, str) and count not in ("", "a", "an", "the", "one") \
-            or (self.number is not None and self.number > 1)
+        self.plural_name = plural(name)
+        if self.number is not None:
+            self.is_plural = self.number > 1
+        else:  # "the children", "people", "several cats": plural when the prompt says the plural
+            words = set(re.findall(r"[a-z'-]+", (prompt or "").lower()))
+            last = self.plural_name.split()[-1]
+            self.is_plural = last != name.split()[-1] and last in words or _plural_count(count)
         if isinstance(attributes, str):
             attributes = [a for a in attributes.split(";") if a.strip()]
         self.attributes = [a.strip() for a in (attributes or [])]
-        self.plural_name = plural(name)
 
     def there(self) -> str:
         return f"Are there {self.plural_name}" if self.is_plural else f"Is there {with_article(self.name)}"
@@ -89,8 +95,9 @@ class _Agent:
         """"Is the sheep blue", "Are the dogs made of stone", "Is the dog an origami dog"."""
         copula, subject = ("Are", self.the()) if self.is_plural else ("Is", self.the())
         lex = lexicon()
-        predicates = set(lex["colours"]) | set(lex["sizes"]) | set(lex["adjectives"])
-        plain = [a for a in self.attributes if a in predicates or a.endswith(("ed", "y", "ful", "ous", "ing"))]
+        predicates = (set(lex["colours"]) | set(lex["sizes"]) | set(lex["adjectives"])) - set(lex["modifier_nouns"])
+        plain = [a for a in self.attributes if a in predicates or (a.endswith(("ed", "y", "ful", "ous", "ing"))
+                                                                   and a not in lex["modifier_nouns"])]
         made = [SUBSTANCES[a] for a in self.attributes if a in SUBSTANCES and a not in plain]
         other = [a for a in self.attributes if a not in plain and a not in SUBSTANCES]
         if other:
@@ -99,6 +106,14 @@ class _Agent:
             return f"{copula} {subject} {noun}"
         parts = plain + ([f"made of {' and '.join(made)}"] if made else [])
         return f"{copula} {subject} {_join(parts)}"
+
+
+def _plural_count(count) -> bool:
+    """A count word that means more than one ("several", "some", "a herd of")."""
+    words = (count or "").lower().split() if isinstance(count, str) else []
+    lex = lexicon()
+    return any(w in ("several", "some", "many", "few", "these", "those", "all", "both", "multiple", "numerous")
+               or w in lex["groups"] for w in words)
 
 
 def _join(parts: list[str]) -> str:
