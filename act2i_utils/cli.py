@@ -12,6 +12,7 @@
     act2i select --run runs/NAME                   the select stage alone: per prompt, the rewrite a judge picks
     act2i annotate plan --budget 400 --run runs/NAME   choose the images people judge (PPI)
     act2i annotate serve|add-annotator NAME|export|status --run runs/NAME
+    act2i annotate serve --study --run runs/NAME       a crowd study: workers from a Prolific/MTurk link
 """
 
 from __future__ import annotations
@@ -109,7 +110,8 @@ def _cmd_annotate(args) -> None:
               f"(expected {chosen['inclusion_prob'].sum():.0f}) -> {run.annotation_plan_path}; `annotate serve` serves them")
     elif args.action == "serve":
         print(study.serve_banner(args.host, args.port))
-        study.serve(run.root, args.host, args.port, overlap, seed)
+        study.serve(run.root, args.host, args.port, overlap, seed, study=args.study, root_path=args.root_path,
+                    forwarded_allow_ips=args.forwarded_allow_ips)
     elif args.action == "add-annotator":
         if not args.name:
             raise Act2iError("add-annotator needs a name: act2i annotate add-annotator NAME --run runs/NAME.")
@@ -124,6 +126,11 @@ def _cmd_annotate(args) -> None:
         print(f"Fleiss' kappa: {summary['fleiss_kappa']:.3f} over {summary['fleiss_images']} images "
               f"with {summary['fleiss_raters_per_image']} ratings each")
         print(f"Krippendorff's alpha (nominal): {summary['krippendorff_alpha']:.3f}")
+        excluded = people[people["excluded"].fillna(False).astype(bool)] if len(people) else people
+        if len(excluded):
+            print(f"Excluded by the gold rule ({len(excluded)} of {len(people)} raters; their answers are kept, not used):")
+            for name, reason in excluded["reason"].items():
+                print(f"  {name}: {reason}")
         print(people.to_string() if len(people) else "No answers yet.")
     elif args.action == "labelstudio-export":
         out = Path(args.out or run.root / "labelstudio")
@@ -223,6 +230,11 @@ def build_parser() -> argparse.ArgumentParser:
     ann.add_argument("--budget", type=int, help="plan: how many images people will judge")
     ann.add_argument("--metric", help="plan: the judge whose uncertainty guides the plan (default: analyze.judge_metric)")
     ann.add_argument("--rotate", action="store_true", help="add-annotator: give an existing annotator a new link (the old one stops working)")
+    ann.add_argument("--study", action="store_true",
+                     help="serve: a crowd study: workers come through the study link (docs/annotation.md)")
+    ann.add_argument("--root-path", default="", help="serve: the path the app lives under behind a reverse proxy, e.g. /act2i")
+    ann.add_argument("--forwarded-allow-ips", default=None,
+                     help="serve: proxies whose X-Forwarded-Proto is trusted (default 127.0.0.1)")
     ann.set_defaults(func=_cmd_annotate)
 
     fig = sub.add_parser("figures", help="publish a run's figures into figures/NAME with a SOURCE.md")

@@ -50,6 +50,22 @@ def _name(v) -> bool:
 
 SEED = dict(expect=f"an integer from 0 to {SEED_LIMIT - 1}", check=_seed)
 
+
+def _overlap(v) -> bool:
+    return 1 <= v <= 100
+
+
+def _rate(v) -> bool:
+    return 0 <= v < 1
+
+
+def _code(v) -> bool:
+    return re.fullmatch(r"[A-Za-z0-9_-]{1,64}", v) is not None
+
+
+def _param(v) -> bool:
+    return re.fullmatch(r"[A-Za-z0-9_-]{1,64}", v) is not None
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -162,8 +178,22 @@ class EvaluateConfig:
 
 @dataclass(frozen=True)
 class AnnotateConfig:
-    overlap: int = spec(3, expect="a positive integer", check=positive)  # annotators per image
+    """The human study. `overlap` and `seed` apply to both modes; the rest to a crowd study
+    (`act2i annotate serve --study`: workers from a platform's study link, docs/annotation.md)."""
+
+    overlap: int = spec(3, expect="an integer from 1 to 100", check=_overlap)  # people per image (the paper: 25)
     seed: int = spec(0, **SEED)
+    batch_size: int = spec(20, expect="a positive integer", check=positive)  # images per crowd worker, gold included
+    gold_rate: float = spec(0.1, expect="a number from 0 to less than 1", check=_rate)  # share of each batch that is gold
+    gold_file: str | None = None  # CSV: image, prompt, expected (accept/reject), optional id and kind (gold/attention)
+    max_gold_errors: int = spec(1, expect="an integer >= 0", check=non_negative)  # more wrong gold answers: excluded
+    min_seconds: float = spec(2.0, expect="a number >= 0", check=non_negative)  # a median time per image below: flagged
+    consent_file: str | None = None  # the consent text (plain text; blank lines separate paragraphs)
+    examples_file: str | None = None  # CSV of worked examples: image, prompt, label, explanation (default: two in words)
+    completion_code: str | None = spec(None, expect="1-64 letters, digits, '-' or '_'", check=_code)  # default: made once per study
+    completion_url: str | None = None  # where a finished worker goes, "{code}" filled in (e.g. Prolific's completion URL)
+    participant_param: str | None = spec(None, expect="a query parameter name (letters, digits, '_', '-')",
+                                         check=_param)  # for platforms other than Prolific and MTurk
 
 
 @dataclass(frozen=True)
@@ -297,6 +327,14 @@ def _cross_checks(p: Profile) -> list[tuple[str, str]]:
     if outside:
         problems.append(("select.selection_seeds", f"names seed(s) {', '.join(map(str, outside))} that generate.seeds does not "
                                                    "make; choose among generate.seeds"))
+    a = p.annotate
+    if a.completion_url and "{code}" not in a.completion_url:
+        problems.append(("annotate.completion_url", "must hold {code} where the completion code goes "
+                                                    "(e.g. https://app.prolific.com/submissions/complete?cc={code})"))
+    if a.completion_url and not a.completion_url.startswith(("https://", "http://")):
+        problems.append(("annotate.completion_url", "must be an http(s) URL"))
+    if round(a.batch_size * a.gold_rate) >= a.batch_size:
+        problems.append(("annotate.gold_rate", f"leaves no study image in a batch of {a.batch_size}; lower it"))
     return problems
 
 

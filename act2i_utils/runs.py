@@ -154,6 +154,30 @@ class RunPaths:
     def annotation_plan_path(self) -> Path:
         return self.root / "annotation_plan.parquet"
 
+    @property
+    def annotation_gold(self) -> Path:
+        """A crowd study's gold images and worked examples, copied in from annotate.gold_file."""
+        return self.root / "annotation_gold"
+
+    @property
+    def annotation_blind(self) -> Path:
+        """The study's images as the app serves them (bare, one size), encoded once (a cache)."""
+        return self.root / "annotation_blind"
+
+    @property
+    def ratings_path(self) -> Path:
+        """Every live answer of every rater, gold included, with its gold result and exclusion (publishable)."""
+        return self.root / "ratings.parquet"
+
+    @property
+    def ratings_csv_path(self) -> Path:
+        return self.root / "ratings.csv"
+
+    @property
+    def raters_csv_path(self) -> Path:
+        """One row per rater: images, gold answers and errors, time, exclusion and why."""
+        return self.root / "raters.csv"
+
     # -- analyze
     @property
     def figures(self) -> Path:

@@ -66,7 +66,7 @@ def test_answers_come_from_the_live_database_and_match_the_export(study_run):
     assert set(live["id"]) <= set(pd.read_parquet(study_run.benchmark_path)["id"])
     assert annotate.answers(study_run.root).equals(live)  # a run root works as well as a RunPaths
 
-    parquet, csv = study.export(study_run.root)
+    parquet, csv = study.export(study_run.root)[:2]
     assert parquet == study_run.annotations_path and csv == study_run.annotations_csv_path
     pd.testing.assert_frame_equal(ANNOTATIONS.read(parquet), live)
     assert pd.read_csv(csv).shape == live.shape
@@ -92,7 +92,7 @@ def test_the_csv_export_neutralises_spreadsheet_formulas(study_run):
         for image_id, comment in zip(todo, comments):
             conn.execute("INSERT INTO answers (annotator, image_id, label, comment) VALUES ('ann', ?, 'accept', ?)",
                          (image_id, comment))
-    parquet, path = study.export(study_run.root)
+    parquet, path = study.export(study_run.root)[:2]
     assert ANNOTATIONS.read(parquet)["comment"].tolist() == comments[:len(todo)]  # the parquet keeps the raw text
     with open(path, newline="", encoding="utf-8") as handle:
         cells = [row["comment"] for row in csv.DictReader(handle)]

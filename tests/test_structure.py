@@ -41,7 +41,8 @@ CONTRACT_NAMES = ("config.yaml", "provenance.json", "benchmark.parquet", "benchm
                   "prompts.parquet", "enrich_cache.jsonl", "manifest.parquet", "manifest.parts", "scores.parquet",
                   "scores_cache.jsonl", "detections.parquet", "annotations.sqlite", "annotations.parquet",
                   "annotations.csv", "annotation_plan.parquet", "report.html", "selection.parquet",
-                  "select_candidates.parquet", "select_cost_curve.parquet", "select_refine.parquet")
+                  "select_candidates.parquet", "select_cost_curve.parquet", "select_refine.parquet", "annotation_gold", "annotation_blind",
+                  "ratings.parquet", "ratings.csv", "raters.csv")
 
 
 def module_name(path: Path) -> str:

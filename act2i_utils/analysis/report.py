@@ -301,10 +301,19 @@ def _has(tables: dict, name: str) -> bool:
 
 
 def _acceptance_tables(run, results, confidence: float, rw: bool) -> list[str]:
-    return [_table(headline(results, confidence),
-                   f"Intervals: {confidence:.0%}, prompt bootstrap ({run.config.analyze.n_bootstrap} draws of the prompts, "
-                   "each with all its images; BCa), or Clopper-Pearson with the prompts as units where a rate is at or "
-                   "near 0 % or 100 %. The intervals are for the average over prompts like these.", random_weights=rw)]
+    out = [_table(headline(results, confidence),
+                  f"Intervals: {confidence:.0%}, prompt bootstrap ({run.config.analyze.n_bootstrap} draws of the prompts, "
+                  "each with all its images; BCa), or Clopper-Pearson with the prompts as units where a rate is at or "
+                  "near 0 % or 100 %. The intervals are for the average over prompts like these.", random_weights=rw)]
+    if _has(results.tables, "raters"):
+        raters = results.tables["raters"]
+        a = run.config.annotate
+        out.append(_shown("Table: the raters", raters, _table(raters, (
+            f"The raters behind the human acceptance ({len(raters)}): images judged, gold answers and errors, median "
+            f"seconds per image. Excluded: more than {a.max_gold_errors} wrong gold answers (their answers are kept, "
+            f"flagged, and left out of every number above); fast: a median below {a.min_seconds:g} s (flagged only). "
+            "Each image is accepted by the majority of its raters who are not excluded."), descriptive=True)))
+    return out
 
 
 def _label_tables(t: dict, confidence: float, rw: bool) -> list[str]:

@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..annotate import answers as human_answers
+from ..annotate import raters as human_raters
 from ..errors import InputError
 from ..fileio import atomic_path
 from ..manifest import configured_images, read_manifest
@@ -211,6 +212,8 @@ def _tables(results: Results, run, bench, acc, answers, scores) -> None:
     boot = dict(n_boot=cfg.n_bootstrap, confidence=cfg.confidence, seed=cfg.seed)
     t = results.tables
     t["acceptance"], t["gains"] = results.rates, results.gains
+    if acc.source in ("human", "ppi"):
+        _raters(results, run)
     unparsed = agents_not_found(bench, acc.table)
     if len(unparsed):
         t["agents_not_found"] = unparsed
@@ -266,6 +269,26 @@ def _tables(results: Results, run, bench, acc, answers, scores) -> None:
     else:
         results.notes.append("Prompt linguistics and word clouds skipped: the run has no enriched prompts "
                              "(images imported from elsewhere).")
+
+
+def _raters(results: Results, run) -> None:
+    """The raters behind the human acceptance: who was excluded by the gold rule and why, who was
+    fast, and the gold accuracy of those kept (a table `raters` and a note)."""
+    table = human_raters(run)
+    if table.empty:
+        return
+    results.tables["raters"] = table
+    excluded, fast = table[table["excluded"].astype(bool)], table[table["fast"].astype(bool)]
+    kept = table[~table["excluded"].astype(bool)]
+    note = (f"Raters: {len(table)}, of whom {len(excluded)} are excluded by the gold rule (more than "
+            f"{run.config.annotate.max_gold_errors} wrong gold answers; their {int(excluded['images'].sum())} answers "
+            f"are kept in the database and left out here) and {len(fast)} flagged as fast (median time per image below "
+            f"{run.config.annotate.min_seconds:g} s)")
+    gold = int(kept["gold_answers"].sum())
+    if gold:
+        right = gold - int(kept["gold_errors"].sum())
+        note += f"; the kept raters answered {right} of {gold} gold images right ({right / gold:.1%})"
+    results.notes.append(note + ".")
 
 
 def agents_not_found(bench: pd.DataFrame, acceptance: pd.DataFrame) -> pd.DataFrame:

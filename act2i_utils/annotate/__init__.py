@@ -1,10 +1,11 @@
 """The human acceptance study: a blind web annotator, its store, agreement statistics, Label Studio exchange.
 
-`answers(run)` is the study's public result: the current answers, read from the live database.
+`answers(run)` is the study's public result: the current answers, read from the live database (raters
+excluded by the gold rule left out; `raters(run)` says who and why, `per_rater(run)` has every answer).
 """
 
 from .agreement import fleiss_kappa, krippendorff_alpha
-from .study import add_annotator, answers, export, prepare_study, serve, serve_banner, status
+from .study import add_annotator, answers, export, per_rater, prepare_study, raters, serve, serve_banner, status
 
-__all__ = ["add_annotator", "answers", "export", "fleiss_kappa", "krippendorff_alpha", "prepare_study", "serve", "serve_banner",
-           "status"]
+__all__ = ["add_annotator", "answers", "export", "fleiss_kappa", "krippendorff_alpha", "per_rater", "prepare_study", "raters",
+           "serve", "serve_banner", "status"]

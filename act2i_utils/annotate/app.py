@@ -9,11 +9,19 @@ small JSON objects, refused beyond MAX_BODY before they are read in full.
 
 Database work runs in worker threads, never on the event loop, and reads never take the write
 lock, so one request waiting to write does not freeze the other pages.
+
+A crowd study (`create_app(run, study=settings)`, see `crowd.py`) adds the worker's way in: the
+study link (`/study?PROLIFIC_PID=...`), a consent page, an instruction page with two worked
+examples, then the same annotator with the batch, and at the end the completion code and the
+platform's link. Behind an HTTPS reverse proxy, links carry the app's root path (uvicorn's
+`--root-path`) and the cookie is `Secure` when the request came over HTTPS (`X-Forwarded-Proto`,
+trusted from the proxy's address by uvicorn).
 """
 
 from __future__ import annotations
 
 import hmac
+import html
 import json
 from pathlib import Path
 
@@ -24,8 +32,9 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from ..errors import InputError
 from ..runs import RunPaths
-from . import storage
+from . import crowd, storage
 from .blind import blind_png
 
 STATIC = Path(__file__).parent / "static"
@@ -42,8 +51,9 @@ class Denied(Exception):
         self.status, self.message = status, message
 
 
-def create_app(run_root: str | Path) -> Starlette:
-    """The app for a run whose study database is already set up (see `prepare_study`)."""
+def create_app(run_root: str | Path, study: crowd.Settings | None = None) -> Starlette:
+    """The app for a run whose study database is already set up (see `prepare_study`); with `study`,
+    crowd workers come in through the study link."""
     paths = RunPaths(run_root)
     root, db = paths.root, paths.annotations_db_path
 
@@ -67,24 +77,24 @@ def create_app(run_root: str | Path) -> Starlette:
     def login(request: Request):
         token = request.query_params.get("token", "")
         if storage.annotator_for(db, token) is None:
-            return HTMLResponse("<!doctype html><title>act2i</title><p>This link is not valid.</p>", status_code=403)
-        response = RedirectResponse("/annotate", status_code=303)
-        response.set_cookie(COOKIE, token, httponly=True, samesite="strict", path="/")
-        return response
+            return message_page("This link is not valid.", 403)
+        return signed_in(request, token, "/annotate")
 
     def page(request: Request):
         token = request.cookies.get(COOKIE)
         if storage.annotator_for(db, token) is None:
-            return HTMLResponse("<!doctype html><title>act2i</title><p>Sign in with your personal link first.</p>", status_code=401)
-        html = (STATIC / "index.html").read_text(encoding="utf-8").replace("{{CSRF}}", storage.csrf_token(db, token))
-        html = html.replace("{{TAGS}}", json.dumps(list(storage.TAGS)))
+            return message_page("Sign in with your personal link first.", 401)
+        html = template(request, "index.html", CSRF=storage.csrf_token(db, token), TAGS=json.dumps(list(storage.TAGS)))
         return HTMLResponse(html, headers={"Cache-Control": "no-store"})
 
     def next_payload(conn, name: str) -> dict:
         done, total = storage.progress(conn, name)
         row = storage.next_image(conn, name)
         if row is None:
-            return {"finished": True, "done": done, "total": total}
+            finished = {"finished": True, "done": done, "total": total}
+            if study is not None and total and done == total:
+                finished["completion"] = crowd.completion(conn, study)
+            return finished
         return {"finished": False, "image_id": row["image_id"], "prompt": row["prompt"], "done": done, "total": total}
 
     def api_next(request: Request):
@@ -93,17 +103,21 @@ def create_app(run_root: str | Path) -> Starlette:
             return JSONResponse(next_payload(conn, name))
 
     def image(request: Request):
-        name = annotator(request)
+        token = request.cookies.get(COOKIE)
+        if not token:
+            raise Denied(401, "Sign in with your personal link first.")
         image_id = _text(request.path_params["image_id"], "image id", MAX_ID)
-        with storage.connect(db, write=False) as conn:
-            row = conn.execute("SELECT i.path FROM images i JOIN assignments a USING (image_id) "
-                               "WHERE a.annotator = ? AND i.image_id = ?", (name, image_id)).fetchone()
+        with storage.connect(db, write=False) as conn:  # who and which image in one query: every answer fetches one
+            row = conn.execute("SELECT i.path FROM images i JOIN assignments a USING (image_id) JOIN annotators n "
+                               "ON n.name = a.annotator WHERE n.token_hash = ? AND i.image_id = ?",
+                               (storage.hash_token(token), image_id)).fetchone()
         if row is None:
-            raise Denied(404, "No such image for you.")
+            raise Denied(404 if storage.annotator_for(db, token) else 403, "No such image for you.")
         path = (root / row["path"]).resolve()
         if root not in path.parents:  # only files inside the run directory, whatever the database says
             raise Denied(404, "No such image for you.")
-        return Response(blind_png(path), media_type="image/png", headers={"Cache-Control": "private, no-store"})
+        return Response(blind_png(path, paths.annotation_blind), media_type="image/png",
+                        headers={"Cache-Control": "private, no-store"})
 
     def store_answer(name: str, body: dict) -> JSONResponse:
         image_id, label = body.get("image_id"), body.get("label")
@@ -127,7 +141,11 @@ def create_app(run_root: str | Path) -> Starlette:
                     raise Denied(409, "This image was already answered, perhaps in another tab; "
                                       "undo it first to change the answer.") from None
                 raise
-            return JSONResponse(next_payload(conn, name))
+            payload = next_payload(conn, name)
+            if "completion" in payload:
+                conn.execute("UPDATE workers SET completed = COALESCE(completed, strftime('%Y-%m-%dT%H:%M:%fZ', 'now')) "
+                             "WHERE name = ?", (name,))
+            return JSONResponse(payload)
 
     async def answer(request: Request):
         name = await run_in_threadpool(annotator, request, True)  # strangers are refused before their body is read
@@ -147,12 +165,122 @@ def create_app(run_root: str | Path) -> Starlette:
     async def denied(request: Request, exc: Denied):
         return JSONResponse({"error": exc.message}, status_code=exc.status)
 
+    # --- a crowd study: the study link, consent, instructions -------------------------------------
+
+    def study_link(request: Request):
+        query = request.query_params
+        if crowd.is_preview(query):
+            return message_page("This is a preview. Accept the task on your platform to start: you will judge "
+                                f"{study.batch_size} images, one at a time.", 200)
+        try:
+            found = crowd.participant(query, study.participant_param)
+        except InputError as err:
+            return message_page(str(err), 400)
+        if found is None:
+            names = [n for _, n in crowd.PLATFORMS] + ([study.participant_param] if study.participant_param else [])
+            return message_page("This study link lacks your participant id; open the study from your platform "
+                                f"(the link carries {' or '.join(names)}).", 400)
+        name, token = crowd.join(db, *found)
+        with storage.connect(db, write=False) as conn:
+            consented = crowd.state(conn, name)["consented"]
+        return signed_in(request, token, "/instructions" if consented else "/consent")
+
+    def worker(request: Request, write: bool = False) -> str:
+        name = annotator(request, write)
+        if not name.startswith(crowd.WORKER_PREFIX):
+            raise Denied(403, "This page is for crowd workers who came through the study link.")
+        return name
+
+    def consent_page(request: Request):
+        try:
+            worker(request)
+        except Denied as err:
+            return message_page(err.message, err.status)
+        paragraphs = "".join(f"<p>{html.escape(p.strip())}</p>" for p in study.consent.split("\n\n") if p.strip())
+        return HTMLResponse(template(request, "consent.html", CSRF=storage.csrf_token(db, request.cookies[COOKIE]),
+                                     CONSENT=paragraphs), headers={"Cache-Control": "no-store"})
+
+    def give_consent(request: Request):
+        name = worker(request, write=True)
+        if crowd.consent(db, name, study) == 0:
+            raise Denied(409, "This study has all the answers it needs; thank you. Please return it on your platform.")
+        return JSONResponse({"next": prefix(request) + "/instructions"})
+
+    def instructions(request: Request):
+        try:
+            name = worker(request)
+        except Denied as err:
+            return message_page(err.message, err.status)
+        with storage.connect(db, write=False) as conn:
+            if not crowd.state(conn, name)["consented"]:
+                return RedirectResponse(prefix(request) + "/consent", status_code=303)
+        return HTMLResponse(template(request, "instructions.html", N=str(study.batch_size),
+                                     EXAMPLES=examples_html(request)), headers={"Cache-Control": "no-store"})
+
+    def example_image(request: Request):
+        worker(request)
+        index = request.path_params["index"]
+        if not 0 <= index < len(study.examples):
+            raise Denied(404, "No such example.")
+        return Response(blind_png(study.examples[index]["image"]), media_type="image/png",
+                        headers={"Cache-Control": "private, max-age=3600"})
+
+    def examples_html(request: Request) -> str:
+        shown = study.examples[:2] if study.examples else DEFAULT_EXAMPLES
+        parts = []
+        for i, ex in enumerate(shown):
+            figure = (f"<img src='{prefix(request)}/example/{i}' alt='example image {i + 1}'>" if "image" in ex
+                      else f"<p class='picture'><b>The image shows:</b> {html.escape(ex['picture'])}</p>")
+            parts.append(f"<section class='example'><h3>Example {i + 1}</h3>{figure}<p>Prompt: <q>{html.escape(ex['prompt'])}"
+                         f"</q></p><p><b>Answer: {ex['label'].title()}.</b> {html.escape(ex['explanation'])}</p></section>")
+        return "".join(parts)
+
     routes = [
         Route("/", landing), Route("/login", login), Route("/annotate", page),
         Route("/api/next", api_next), Route("/api/answer", answer, methods=["POST"]), Route("/api/undo", undo, methods=["POST"]),
         Route("/img/{image_id:str}", image), Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
+    if study is not None:
+        routes += [Route("/study", study_link), Route("/consent", consent_page), Route("/instructions", instructions),
+                   Route("/api/consent", give_consent, methods=["POST"]), Route("/example/{index:int}", example_image)]
     return Starlette(routes=routes, exception_handlers={Denied: denied})
+
+
+# Worked examples in words, for a study without annotate.examples_file.
+DEFAULT_EXAMPLES = (
+    {"prompt": "a wolf chasing an elk", "picture": "a grey wolf running, close behind a fleeing elk, across snow.",
+     "label": "accept", "explanation": "Both animals are there and the wolf is the one chasing: the image shows the "
+                                       "described interaction, even if the scene was not mentioned."},
+    {"prompt": "a sheep attacking a boar", "picture": "a boar charging at a sheep that backs away.", "label": "reject",
+     "explanation": "Both animals are there, but the roles are reversed: the boar attacks the sheep. Judge who does "
+                    "what to whom, not only who is in the picture."},
+)
+
+
+def prefix(request: Request) -> str:
+    """The app's root path behind a proxy ("" when served at the root)."""
+    return request.scope.get("root_path", "").rstrip("/")
+
+
+def template(request: Request, name: str, **values: str) -> str:
+    """A page of static/ with its {{NAME}} placeholders filled ({{ROOT}}: the root path)."""
+    html_text = (STATIC / name).read_text(encoding="utf-8").replace("{{ROOT}}", html.escape(prefix(request)))
+    for key, value in values.items():
+        html_text = html_text.replace("{{" + key + "}}", value)
+    return html_text
+
+
+def message_page(text: str, status: int) -> HTMLResponse:
+    return HTMLResponse(f"<!doctype html><html lang='en'><meta charset='utf-8'><title>act2i study</title>"
+                        f"<p>{html.escape(text)}</p></html>", status_code=status)
+
+
+def signed_in(request: Request, token: str, to: str) -> RedirectResponse:
+    """A redirect that sets the login cookie: HttpOnly, SameSite, scoped to the root path, Secure over HTTPS."""
+    response = RedirectResponse(prefix(request) + to, status_code=303)
+    response.set_cookie(COOKIE, token, httponly=True, samesite="strict", path=prefix(request) or "/",
+                        secure=request.url.scheme == "https")
+    return response
 
 
 def _same_origin(request: Request) -> None:

@@ -1,4 +1,5 @@
-"""The study's SQLite store (WAL mode): images under opaque ids, annotators, assignments, answers.
+"""The study's SQLite store (WAL mode): images under opaque ids (study images and, in a crowd study,
+gold images with their expected label), annotators, crowd workers, assignments, answers.
 
 Every answer is committed before the next image is sent, so a crash or restart loses nothing.
 An image's current label for an annotator is their latest answer not undone; a partial unique
@@ -8,11 +9,13 @@ transactions, which WAL lets run while another connection writes.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import random
 import secrets
 import sqlite3
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -42,19 +45,44 @@ CREATE TABLE IF NOT EXISTS answers (
     comment TEXT NOT NULL DEFAULT '', seconds REAL, source TEXT NOT NULL DEFAULT 'web',
     created TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')), undone INTEGER NOT NULL DEFAULT 0);
 CREATE UNIQUE INDEX IF NOT EXISTS one_live_answer ON answers (annotator, image_id) WHERE undone = 0;
+CREATE INDEX IF NOT EXISTS answers_by_annotator ON answers (annotator, undone);
+CREATE TABLE IF NOT EXISTS workers (
+    name TEXT PRIMARY KEY REFERENCES annotators(name), platform TEXT NOT NULL,
+    created TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')), consented TEXT, completed TEXT);
 """
+# Columns added after the first release: an older study database gains them when it is opened.
+MIGRATIONS = (("images", "gold", "ALTER TABLE images ADD COLUMN gold TEXT CHECK (gold IN ('accept', 'reject'))"),)
 
 
 @contextmanager
 def connect(path: Path, write: bool = True) -> Iterator[sqlite3.Connection]:
     """A connection that commits on success and rolls back on error. A write connection takes the
-    write lock at once; a read-only one (`write=False`) never waits for a writer."""
-    conn = sqlite3.connect(path, timeout=30, isolation_level=None)
+    write lock at once; a read-only one (`write=False`) never waits for a writer.
+
+    Writers of one process queue on a lock of their own before they ask SQLite: SQLite's busy handler
+    waits by sleeping (up to 100 ms at a time), so under many concurrent answers a writer would
+    sleep long after the lock came free; a thread lock hands it over at once. Other processes (the
+    CLI beside a server) still meet SQLite's lock and its busy timeout."""
+    if write:
+        with _writer_lock(str(Path(path).resolve())):
+            with _transaction(path, write) as conn:
+                yield conn
+    else:
+        with _transaction(path, write) as conn:
+            yield conn
+
+
+@functools.lru_cache(maxsize=None)
+def _writer_lock(path: str) -> threading.Lock:
+    return threading.Lock()
+
+
+@contextmanager
+def _transaction(path: Path, write: bool) -> Iterator[sqlite3.Connection]:
+    conn = sqlite3.connect(path, timeout=30, isolation_level=None)  # timeout: SQLite's busy timeout, in seconds
     try:
-        conn.execute("PRAGMA busy_timeout=30000")
         conn.row_factory = sqlite3.Row
-        if write:
-            conn.execute("PRAGMA journal_mode=WAL")
+        if write:  # WAL mode is kept in the file (init_db sets it)
             conn.execute("PRAGMA synchronous=FULL")  # an answer on disk before the next image is shown
             conn.execute("PRAGMA foreign_keys=ON")
         else:
@@ -75,18 +103,30 @@ def init_db(path: Path) -> None:
     try:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.executescript(SCHEMA)
+        for table, column, statement in MIGRATIONS:
+            if not has_column(conn, table, column):
+                conn.execute(statement)
         conn.execute("INSERT OR IGNORE INTO meta VALUES ('csrf_secret', ?)", (secrets.token_hex(32),))
         conn.commit()
     finally:
         conn.close()
 
 
+def has_column(conn: sqlite3.Connection, table: str, column: str) -> bool:
+    return any(row[1] == column for row in conn.execute(f"PRAGMA table_info({table})"))
+
+
 def csrf_token(path: Path, token: str) -> str:
     """The value a page must send back with every change: derived from the login token and the
     study's secret, so the page never needs the login token itself."""
-    with connect(path, write=False) as conn:
-        secret = conn.execute("SELECT value FROM meta WHERE key = 'csrf_secret'").fetchone()["value"]
-    return hmac.new(secret.encode(), token.encode(), hashlib.sha256).hexdigest()
+    return hmac.new(_csrf_secret(str(Path(path).resolve())).encode(), token.encode(), hashlib.sha256).hexdigest()
+
+
+@functools.lru_cache(maxsize=16)
+def _csrf_secret(path: str) -> str:
+    """The study's CSRF secret (written once by init_db, never changed): read once per process."""
+    with connect(Path(path), write=False) as conn:
+        return conn.execute("SELECT value FROM meta WHERE key = 'csrf_secret'").fetchone()["value"]
 
 
 def hash_token(token: str) -> str:
@@ -103,7 +143,7 @@ def sync_images(path: Path, manifest: pd.DataFrame, bench: pd.DataFrame) -> int:
             key = (rec["model"], rec["variant"], rec["id"], int(rec["seed"]))
             if key in known:
                 continue
-            conn.execute("INSERT INTO images VALUES (?, ?, ?, ?, ?, ?, ?)",
+            conn.execute("INSERT INTO images (image_id, model, variant, prompt_id, seed, path, prompt) VALUES (?, ?, ?, ?, ?, ?, ?)",
                          (secrets.token_urlsafe(12), *key, rec["path"], prompts.get(rec["id"], rec["prompt"])))
             added += 1
     return added
@@ -142,18 +182,19 @@ def assign(path: Path, overlap: int, seed: int = 0) -> int:
     from people in the middle of their work, and the agreement statistics would mix overlaps."""
     with connect(path) as conn:
         _set_overlap(conn, overlap)
-        people = [r["name"] for r in conn.execute("SELECT name FROM annotators WHERE token_hash IS NOT NULL ORDER BY name")]
+        people = [r["name"] for r in conn.execute(  # crowd workers get batches of their own (crowd.py)
+            "SELECT name FROM annotators WHERE token_hash IS NOT NULL AND name NOT IN (SELECT name FROM workers) ORDER BY name")]
         if not people:
             return 0
         holders: dict[str, set[str]] = {}
-        for r in conn.execute("SELECT annotator, image_id FROM assignments"):
+        for r in conn.execute("SELECT annotator, image_id FROM assignments WHERE annotator NOT IN (SELECT name FROM workers)"):
             holders.setdefault(r["image_id"], set()).add(r["annotator"])
         answered = {(r["annotator"], r["image_id"]) for r in conn.execute("SELECT annotator, image_id FROM answers WHERE undone = 0")}
         load = {p: 0 for p in people}
         for image_id, names in holders.items():
             for name in names & load.keys():
                 load[name] += 1
-        images = sorted(r["image_id"] for r in conn.execute("SELECT image_id FROM images"))
+        images = sorted(r["image_id"] for r in conn.execute("SELECT image_id FROM images WHERE gold IS NULL"))
         random.Random(seed).shuffle(images)
         changes = 0
         for image_id in images:
@@ -222,13 +263,18 @@ def progress(conn: sqlite3.Connection, annotator: str) -> tuple[int, int]:
     return done, total
 
 
-def live_answers(path: Path) -> pd.DataFrame:
-    """Every current answer joined with what it was about, in answer order (see `annotate.answers`)."""
+def live_answers(path: Path, gold: bool = False) -> pd.DataFrame:
+    """Every current answer about a study image (`gold=True`: about a gold image) joined with what it
+    was about, in answer order (see `annotate.answers`)."""
     conn = sqlite3.connect(path)
     try:  # the images table keeps its prompt_id column, so existing studies open as they are
+        if not has_column(conn, "images", "gold"):  # a study from before gold images
+            which = "AND 0" if gold else ""
+        else:
+            which = "AND i.gold IS NOT NULL" if gold else "AND i.gold IS NULL"
         return pd.read_sql_query(
-            """SELECT s.annotator, s.image_id, i.model, i.variant, i.prompt_id AS id, i.seed, s.label, s.tags, s.comment,
-                      s.seconds, s.source, s.created
-               FROM answers s JOIN images i USING (image_id) WHERE s.undone = 0 ORDER BY s.answer_id""", conn)
+            f"""SELECT s.annotator, s.image_id, i.model, i.variant, i.prompt_id AS id, i.seed, s.label, s.tags, s.comment,
+                       s.seconds, s.source, s.created
+                FROM answers s JOIN images i USING (image_id) WHERE s.undone = 0 {which} ORDER BY s.answer_id""", conn)
     finally:
         conn.close()

@@ -5,6 +5,7 @@ answers, read from the live database (the way every other stage gets human judge
 from __future__ import annotations
 
 import csv
+import dataclasses
 import ipaddress
 import socket
 import warnings
@@ -16,8 +17,8 @@ from ..errors import InputError
 from ..fileio import atomic_path
 from ..manifest import configured_images
 from ..runs import RunPaths
-from ..schema import ANNOTATIONS, ANNOTATION_PLAN, KEY, load_benchmark
-from . import storage
+from ..schema import ANNOTATIONS, ANNOTATION_PLAN, KEY, RATINGS, load_benchmark
+from . import crowd, storage
 from .agreement import agreement, per_annotator
 
 
@@ -25,24 +26,54 @@ def _paths(run: RunPaths | str | Path) -> RunPaths:
     return run if isinstance(run, RunPaths) else RunPaths(run)
 
 
-def answers(run: RunPaths | str | Path) -> pd.DataFrame:
-    """Every live answer of the run's study (`schema.ANNOTATIONS`), read from the database itself,
-    never from an export, so it is always current; empty when no study has started."""
-    db = _paths(run).annotations_db_path
+def answers(run: RunPaths | str | Path, include_excluded: bool = False) -> pd.DataFrame:
+    """Every live answer about the run's study images (`schema.ANNOTATIONS`), read from the database
+    itself, never from an export, so it is always current; empty when no study has started. Gold
+    answers are never among them, and the answers of raters excluded by the gold rule only with
+    `include_excluded` (`raters(run)` says who and why)."""
+    paths = _paths(run)
+    db = paths.annotations_db_path
     if not db.is_file():
         return ANNOTATIONS.empty()
-    return ANNOTATIONS.validate(storage.live_answers(db), db)
+    table = ANNOTATIONS.validate(storage.live_answers(db), db)
+    if include_excluded or table.empty:
+        return table
+    excluded = raters(paths)
+    excluded = set(excluded.loc[excluded["excluded"].astype(bool), "annotator"])
+    return table[~table["annotator"].isin(excluded)].reset_index(drop=True) if excluded else table
 
 
-def prepare_study(run_root: Path, overlap: int, seed: int = 0) -> Path:
-    """Create or update the study database from the run's manifest, and assign images.
+def raters(run: RunPaths | str | Path) -> pd.DataFrame:
+    """One row per rater (`crowd.quality`): images, gold answers and errors, median seconds, excluded
+    (more than annotate.max_gold_errors wrong gold answers) and fast (median below annotate.min_seconds)."""
+    paths = _paths(run)
+    settings = _annotate_settings(paths)
+    return crowd.quality(paths.annotations_db_path, settings.max_gold_errors, settings.min_seconds)
+
+
+def _annotate_settings(paths: RunPaths):
+    from ..config import AnnotateConfig
+    from ..runs import Run, open_run
+
+    if isinstance(paths, Run):
+        return paths.config.annotate
+    if paths.config_path.is_file():
+        return open_run(paths.root, readonly=True).config.annotate
+    return AnnotateConfig()
+
+
+def prepare_study(run_root: Path, overlap: int, seed: int = 0, study: "crowd.Settings | None" = None) -> Path:
+    """Create or update the study database from the run's manifest, and assign images to the lab's
+    annotators; for a crowd study (`study`), add its gold images (crowd workers get their batches
+    when they consent).
 
     `overlap` (annotators per image) may rise during a study, never fall: a lower one than the
     study's is refused with an InputError, since it would take images from people mid-study."""
     from ..runs import open_run
 
     paths = RunPaths(run_root)
-    manifest, _ = configured_images(open_run(paths.root, readonly=True))  # what the run's config names
+    run = open_run(paths.root, readonly=True)
+    manifest, _ = configured_images(run)  # what the run's config names
     if paths.annotation_plan_path.is_file():  # `act2i annotate plan` chose which images people see
         chosen = ANNOTATION_PLAN.read(paths.annotation_plan_path)
         manifest = manifest.merge(chosen.loc[chosen["selected"], KEY], on=KEY)
@@ -50,8 +81,12 @@ def prepare_study(run_root: Path, overlap: int, seed: int = 0) -> Path:
         raise InputError(f"{run_root} has no images to judge yet; run the generate stage before starting a study.")
     bench = load_benchmark(paths.require(paths.benchmark_path))
     db = paths.annotations_db_path
+    gold = crowd.read_gold(crowd._file(run.config.annotate.gold_file, "annotate.gold_file")) \
+        if study is not None and run.config.annotate.gold_file else []
     storage.init_db(db)
     storage.sync_images(db, manifest, bench)
+    if gold:
+        crowd.sync_gold(db, paths.annotation_gold, paths.root, gold)
     storage.assign(db, overlap, seed)
     return db
 
@@ -111,14 +146,56 @@ def _live_answers(paths: RunPaths) -> pd.DataFrame:
     return answers(paths)
 
 
-def export(run_root: Path) -> tuple[Path, Path]:
-    """Write annotations.parquet and annotations.csv: one row per live answer (a snapshot of `answers`).
-    In the CSV only, text a spreadsheet would run as a formula starts with an apostrophe."""
+def export(run_root: Path) -> tuple[Path, ...]:
+    """Write annotations.parquet and annotations.csv (one row per live answer the analysis uses: a
+    snapshot of `answers`), ratings.parquet and ratings.csv (one row per live answer of every rater,
+    gold and excluded raters included, with the gold result and the exclusion: what a paper
+    publishes) and raters.csv (`raters`). In the CSVs only, text a spreadsheet would run as a
+    formula starts with an apostrophe."""
     paths = RunPaths(run_root)
     table = ANNOTATIONS.write(paths.annotations_path, _live_answers(paths))
-    with atomic_path(paths.annotations_csv_path) as tmp:
+    _write_csv(paths.annotations_csv_path, table)
+    ratings = RATINGS.write(paths.ratings_path, per_rater(paths))
+    _write_csv(paths.ratings_csv_path, ratings)
+    _write_csv(paths.raters_csv_path, raters(paths))
+    return (paths.annotations_path, paths.annotations_csv_path, paths.ratings_path, paths.ratings_csv_path,
+            paths.raters_csv_path)
+
+
+def per_rater(run: RunPaths | str | Path) -> pd.DataFrame:
+    """Every live answer of every rater (`schema.RATINGS`), gold included, with the gold result and
+    whether the rater is excluded; no platform id, no comment (free text may name a person)."""
+    paths = _paths(run)
+    db = paths.annotations_db_path
+    every = pd.concat([storage.live_answers(db).assign(gold_expected=None),
+                       _gold_answers(db)], ignore_index=True)
+    if every.empty:
+        return RATINGS.empty()
+    every["gold_correct"] = [None if g is None or g != g else bool(label == g)
+                             for label, g in zip(every["label"], every["gold_expected"])]
+    excluded = raters(paths)
+    excluded = set(excluded.loc[excluded["excluded"].astype(bool), "annotator"])
+    every["excluded"] = every["annotator"].isin(excluded)
+    return RATINGS.validate(every.sort_values("created", kind="stable")[RATINGS.columns].reset_index(drop=True))
+
+
+def _gold_answers(db: Path) -> pd.DataFrame:
+    import sqlite3
+
+    gold = storage.live_answers(db, gold=True)
+    if gold.empty:
+        return gold.assign(gold_expected=None)
+    conn = sqlite3.connect(db)
+    try:
+        expected = dict(conn.execute("SELECT image_id, gold FROM images WHERE gold IS NOT NULL").fetchall())
+    finally:
+        conn.close()
+    return gold.assign(gold_expected=gold["image_id"].map(expected))
+
+
+def _write_csv(path: Path, table: pd.DataFrame) -> None:
+    with atomic_path(path) as tmp:
         _spreadsheet_safe(table).to_csv(tmp, index=False, quoting=csv.QUOTE_NONNUMERIC)
-    return paths.annotations_path, paths.annotations_csv_path
 
 
 def _spreadsheet_safe(table: pd.DataFrame) -> pd.DataFrame:
@@ -133,9 +210,14 @@ def _spreadsheet_safe(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def status(run_root: Path) -> tuple[dict, pd.DataFrame]:
-    """Agreement over the overlap and per-annotator acceptance and time."""
-    table = _live_answers(RunPaths(run_root))
-    return agreement(table), per_annotator(table)
+    """Agreement over the overlap (excluded raters left out) and, per rater, acceptance, time, gold
+    answers and errors, and whether (and why) they are excluded or flagged."""
+    paths = RunPaths(run_root)
+    table = _live_answers(paths)
+    people = per_annotator(answers(paths, include_excluded=True))
+    quality = raters(paths).set_index("annotator")
+    people = people.join(quality[["gold_answers", "gold_errors", "excluded", "fast", "reason"]], how="outer")
+    return agreement(table), people
 
 
 def _is_loopback(host: str) -> bool:
@@ -153,12 +235,39 @@ def check_host(host: str) -> None:
                       stacklevel=2)
 
 
-def serve(run_root: Path, host: str = "127.0.0.1", port: int = 8765, overlap: int = 3, seed: int = 0) -> None:
-    """Run the annotation server until interrupted."""
+def serve(run_root: Path, host: str = "127.0.0.1", port: int = 8765, overlap: int = 3, seed: int = 0,
+          study: bool = False, root_path: str = "", forwarded_allow_ips: str | None = None) -> None:
+    """Run the annotation server until interrupted; `study=True` lets crowd workers in through the
+    study link (`study_banner` says how). Behind a reverse proxy give its `root_path`; uvicorn trusts
+    X-Forwarded-Proto from `forwarded_allow_ips` (default: 127.0.0.1)."""
     import uvicorn
 
+    from ..runs import open_run
     from .app import create_app
 
     check_host(host)
-    prepare_study(run_root, overlap, seed)
-    uvicorn.run(create_app(run_root), host=host, port=port, log_level="warning")
+    settings = crowd.settings(open_run(run_root, readonly=True)) if study else None
+    if settings is not None:
+        settings = dataclasses.replace(settings, overlap=overlap)  # --overlap, else annotate.overlap
+    prepare_study(run_root, overlap, seed, study=settings)
+    if settings is not None:
+        print(study_banner(RunPaths(run_root), settings, host, port, root_path))
+    uvicorn.run(create_app(run_root, settings), host=host, port=port, log_level="warning", root_path=root_path,
+                proxy_headers=True, forwarded_allow_ips=forwarded_allow_ips)
+
+
+def study_banner(paths: RunPaths, settings: "crowd.Settings", host: str, port: int, root_path: str = "") -> str:
+    """The crowd study's link for each platform and its completion code, printed by `serve --study`."""
+    with storage.connect(paths.annotations_db_path) as conn:
+        code = crowd.completion_code(conn, settings)
+        gold = conn.execute("SELECT COUNT(*) FROM images WHERE gold IS NOT NULL").fetchone()[0]
+        images = conn.execute("SELECT COUNT(*) FROM images WHERE gold IS NULL").fetchone()[0]
+    base = f"{base_url(host, port)}{root_path.rstrip('/')}/study"
+    lines = [f"act2i: crowd study: {images} images x {settings.overlap} raters, batches of {settings.batch_size} "
+             f"({settings.gold_per_batch} gold of {gold}); completion code {code}",
+             f"act2i: Prolific study URL: {base}?PROLIFIC_PID={{{{%PROLIFIC_PID%}}}}&STUDY_ID={{{{%STUDY_ID%}}}}"
+             f"&SESSION_ID={{{{%SESSION_ID%}}}}",
+             f"act2i: MTurk external URL: {base} (MTurk adds workerId, assignmentId and hitId)"]
+    if settings.participant_param:
+        lines.append(f"act2i: other platforms: {base}?{settings.participant_param}=<participant id>")
+    return "\n".join(lines)

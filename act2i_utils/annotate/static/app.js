@@ -2,6 +2,7 @@
 // The login token stays in an HttpOnly cookie; changes carry the page's CSRF token instead.
 "use strict";
 const csrf = document.querySelector('meta[name="act2i-csrf"]').content;
+const root = document.querySelector('meta[name="act2i-root"]').content;  // the app's path behind a proxy
 const tags = window.ACT2I_TAGS;
 const $ = (id) => document.getElementById(id);
 let current = null;
@@ -35,7 +36,7 @@ async function call(method, url, body) {
   }
   let response, data;
   try {
-    response = await fetch(url, options);
+    response = await fetch(root + url, options);
   } catch {
     throw new ServerError("This page cannot reach the study server. Check your connection or ask the study " +
       "organiser whether the server is running, then reload the page; your earlier answers are saved.", 0);
@@ -62,11 +63,17 @@ function show(state) {
     ? "All your images are judged. Thank you!" : "No images are assigned to you yet.";
   $("study").hidden = state.finished;
   $("finished").hidden = !state.finished;
+  $("completion").hidden = !state.completion;
+  if (state.completion) {
+    $("completion-code").textContent = state.completion.code;
+    $("completion-link").hidden = !state.completion.url;
+    if (state.completion.url) $("completion-link").href = state.completion.url;
+  }
   if (!current) return;
   $("prompt").textContent = state.prompt;
   document.querySelectorAll("#tags input").forEach((box) => (box.checked = false));
   $("comment").value = "";
-  $("image").src = "/img/" + encodeURIComponent(state.image_id);
+  $("image").src = root + "/img/" + encodeURIComponent(state.image_id);
 }
 
 function setButtons(disabled) {
