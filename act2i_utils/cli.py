@@ -111,7 +111,7 @@ def _cmd_annotate(args) -> None:
     elif args.action == "serve":
         print(study.serve_banner(args.host, args.port))
         study.serve(run.root, args.host, args.port, overlap, seed, study=args.study, root_path=args.root_path,
-                    forwarded_allow_ips=args.forwarded_allow_ips)
+                    forwarded_allow_ips=args.forwarded_allow_ips, pair_mode=args.pairs)
     elif args.action == "add-annotator":
         if not args.name:
             raise Act2iError("add-annotator needs a name: act2i annotate add-annotator NAME --run runs/NAME.")
@@ -232,6 +232,8 @@ def build_parser() -> argparse.ArgumentParser:
     ann.add_argument("--rotate", action="store_true", help="add-annotator: give an existing annotator a new link (the old one stops working)")
     ann.add_argument("--study", action="store_true",
                      help="serve: a crowd study: workers come through the study link (docs/annotation.md)")
+    ann.add_argument("--pairs", action="store_true",
+                     help="serve: people compare two images of one prompt (the planned pairs, docs/annotation.md)")
     ann.add_argument("--root-path", default="", help="serve: the path the app lives under behind a reverse proxy, e.g. /act2i")
     ann.add_argument("--forwarded-allow-ips", default=None,
                      help="serve: proxies whose X-Forwarded-Proto is trusted (default 127.0.0.1)")

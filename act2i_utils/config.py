@@ -267,6 +267,18 @@ class SelectConfig:
 
 
 @dataclass(frozen=True)
+class PairsConfig:
+    """Side-by-side comparisons (issue 27): image pairs of one prompt, judged by people
+    (`act2i annotate serve --pairs`) and by a VLM in both orders, ranked with Bradley-Terry."""
+
+    enabled: bool = False
+    by: Literal["model", "variant"] = "model"  # what the pairs compare; the other stays the same in a pair
+    per_prompt: int = spec(2, expect="a positive integer", check=positive)  # pairs drawn per prompt
+    seed: int = spec(0, **SEED)
+    judge: Literal["auto", "vqa", "vlm_api", "none"] = "auto"  # auto: vlm_api when evaluate.metrics has it, else vqa
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     generate: GenerateConfig
@@ -278,6 +290,7 @@ class Profile:
     annotate: AnnotateConfig = field(default_factory=AnnotateConfig)
     analyze: AnalyzeConfig = field(default_factory=AnalyzeConfig)
     select: SelectConfig = field(default_factory=SelectConfig)  # disabled unless enabled
+    pairs: PairsConfig = field(default_factory=PairsConfig)  # disabled unless enabled
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -327,6 +340,12 @@ def _cross_checks(p: Profile) -> list[tuple[str, str]]:
     if outside:
         problems.append(("select.selection_seeds", f"names seed(s) {', '.join(map(str, outside))} that generate.seeds does not "
                                                    "make; choose among generate.seeds"))
+    if p.pairs.enabled:
+        systems = [m.label for m in p.generate.models] if p.pairs.by == "model" else p.generate.variants
+        if len(systems) < 2:
+            problems.append(("pairs.by", f"is '{p.pairs.by}', but the profile has only {len(systems)} "
+                                         f"{'model' if p.pairs.by == 'model' else 'variant'}; compare two or more, set "
+                                         "pairs.by to the other, or set pairs.enabled to false"))
     a = p.annotate
     if a.completion_url and "{code}" not in a.completion_url:
         problems.append(("annotate.completion_url", "must hold {code} where the completion code goes "

@@ -178,6 +178,30 @@ class RunPaths:
         """One row per rater: images, gold answers and errors, time, exclusion and why."""
         return self.root / "raters.csv"
 
+    # -- side-by-side comparisons
+    @property
+    def pairs_path(self) -> Path:
+        """The planned image pairs (`annotate.pairs.plan_pairs`): what people and the VLM judge compare."""
+        return self.root / "pairs.parquet"
+
+    @property
+    def pair_judgements_path(self) -> Path:
+        """The VLM judge's answer to each pair, in both orders (`evaluate.pairwise`)."""
+        return self.root / "pair_judgements.parquet"
+
+    @property
+    def pair_cache_path(self) -> Path:
+        return self.root / "pair_cache.jsonl"
+
+    @property
+    def pair_answers_path(self) -> Path:
+        """People's answers to the pairs (exported from the study database)."""
+        return self.root / "pair_answers.parquet"
+
+    @property
+    def pair_answers_csv_path(self) -> Path:
+        return self.root / "pair_answers.csv"
+
     # -- analyze
     @property
     def figures(self) -> Path:
@@ -270,6 +294,7 @@ PRODUCERS = {
     "manifest.parquet": "the generate stage (notebook 03)",
     "scores.parquet": "the evaluate stage (notebook 05)",
     "selection.parquet": "the select stage (notebook 04, `act2i select`)",
+    "pairs.parquet": "annotate.pairs.plan_pairs (notebook 05 with pairs.enabled)",
     "select_candidates.parquet": "the select stage (notebook 04, `act2i select`)",
 }
 

@@ -11,6 +11,9 @@ the stage writing it and every stage reading it both call.
 | annotations | `annotations.parquet` | live answer of one annotator about one image |
 | annotation_plan | `annotation_plan.parquet` | image: its chance of being sent to people, and whether it was |
 | ratings | `ratings.parquet` | live answer of one rater, gold included, with its gold result and the rater's exclusion |
+| pairs | `pairs.parquet` | pair of images of one prompt that people and the VLM judge compare |
+| pair_judgements | `pair_judgements.parquet` | (pair, judge): P(first better) in both orders, P(a better) |
+| pair_answers | `pair_answers.parquet` | live answer of one person about one pair |
 | acceptance | (in memory; `tables/acceptance.csv` summarises it) | image: accepted 0/1, from people or a judge |
 
 The benchmark table keeps the published AcT2I schema, so the official prompt file loads as is:
@@ -373,6 +376,24 @@ ANNOTATIONS = Table(
 RATINGS = Table(
     "ratings",
     ["annotator", "model", "variant", "id", "seed", "label", "tags", "seconds", "gold_expected", "gold_correct",
+     "excluded", "created"],
+)
+# Side-by-side comparisons (issue 27). A pair: two images of one prompt that differ in the system
+# compared (`by`: model or variant; a and b, a before b in the profile's order) and agree in the rest,
+# the same seed where both have it; `left` says which of the two people see on the left.
+PAIRS = Table(
+    "pairs",
+    ["pair_id", "id", "by", "a", "b", "a_model", "a_variant", "a_seed", "b_model", "b_variant", "b_seed", "left"],
+    key=["pair_id"],
+)
+# The VLM judge on a pair, asked in both orders: P(the first image is better) with a first and with b
+# first, and p_a = P(a better) = (p_first_ab + 1 - p_first_ba) / 2, which cancels a bias for a position.
+PAIR_JUDGEMENTS = Table("pair_judgements", ["pair_id", "judge", "p_first_ab", "p_first_ba", "p_a"], key=["pair_id", "judge"])
+# People on a pair: one row per live answer; choice left / right / both_good / both_bad, and what it
+# means for a and b (outcome_a: 1 a better, 0 b better, 0.5 a tie).
+PAIR_ANSWERS = Table(
+    "pair_answers",
+    ["annotator", "pair_id", "id", "a", "b", "left", "choice", "outcome_a", "seconds", "gold_expected", "gold_correct",
      "excluded", "created"],
 )
 ANNOTATION_PLAN = Table("annotation_plan", KEY + ["stratum", "inclusion_prob", "selected"], key=KEY)

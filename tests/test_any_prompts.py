@@ -1,6 +1,8 @@
 """Any action prompt set runs end to end (issue 24): a file whose rows carry only `base_prompt`
 (every other column missing or NaN) goes through every stage; rows whose agents are not found are
-flagged, enriched, generated, judged by the whole-prompt metrics only, listed and counted."""
+flagged, enriched, generated, judged by the whole-prompt metrics only, listed and counted. The same
+run has two tiny models compared side by side (issue 27): `act2i run` plans the pairs, the VLM judge
+answers them in both orders, the analysis ranks the models."""
 
 import json
 
@@ -35,7 +37,8 @@ def study(tmp_path_factory):
     frame.to_csv(path, index=False)
     root = folder / "run"
     assert main(["run", "--profile", "smoke", "--run", str(root), "--quiet", "--set", f"benchmark.source={path}",
-                 "--set", "generate.variants=[base,temporal]", "--set", "analyze.n_bootstrap=100"]) == 0
+                 "--set", "generate.variants=[base,temporal]", "--set", "analyze.n_bootstrap=100",
+                 "--set", "generate.models=[{model: tiny:sd3}, {model: tiny-flux}]", "--set", "pairs.by=model"]) == 0
     run = open_run(root)
     bench = pd.read_parquet(run.benchmark_path)
     return run, bench, pd.read_parquet(run.prompts_path), pd.read_parquet(run.scores_path), \
@@ -198,3 +201,15 @@ def test_questions_agree_in_number_with_the_prompt(prompt, agent, question):
     asked = vqa_questions(prompt, p.agent1.noun, p.agent2.noun, p.action, p.template, (p.agent1.count, p.agent2.count),
                           (";".join(p.agent1.attributes), ";".join(p.agent2.attributes)))
     assert asked[agent] == f"{question} Please answer yes or no."
+
+
+def test_act2i_run_plans_pairs_judges_them_in_both_orders_and_ranks_the_models(study):
+    run, bench, *_ = study
+    plan = pd.read_parquet(run.pairs_path)
+    judged = pd.read_parquet(run.pair_judgements_path)
+    assert set(plan["a"]) | set(plan["b"]) == {"tiny-sd3", "tiny-flux"} and set(judged["pair_id"]) == set(plan["pair_id"])
+    assert judged[["p_first_ab", "p_first_ba"]].notna().all().all()
+    assert len(pd.read_json(run.pair_cache_path, lines=True)) == 2 * len(plan)  # both orders, cached
+    ranked = pd.read_csv(run.tables / "ranking.csv")
+    assert set(ranked["system"]) == {"tiny-sd3", "tiny-flux"} and ranked["random_weights"].all()
+    assert (run.figures / "ranking.png").is_file() and (run.tables / "position_bias.csv").is_file()

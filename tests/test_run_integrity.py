@@ -180,7 +180,8 @@ def small_run(root, tiny_prompts, **generate):
     table, prompts = tiny_prompts
     settings = {"models": [{"model": "tiny-sd3"}], "variants": ["base", "temporal"], "seeds": [1], "batch_size": 4}
     settings.update(generate)
-    run = open_run(root, "smoke", {"generate": settings, "evaluate": {"metrics": ["clipscore"]}}, reconfigure=True)
+    run = open_run(root, "smoke", {"generate": settings, "evaluate": {"metrics": ["clipscore"]},
+                                   "pairs": {"enabled": len(settings["variants"]) > 1}}, reconfigure=True)
     table.to_parquet(run.benchmark_path)
     prompts.to_parquet(run.prompts_path)
     return run

@@ -42,7 +42,8 @@ CONTRACT_NAMES = ("config.yaml", "provenance.json", "benchmark.parquet", "benchm
                   "scores_cache.jsonl", "detections.parquet", "annotations.sqlite", "annotations.parquet",
                   "annotations.csv", "annotation_plan.parquet", "report.html", "selection.parquet",
                   "select_candidates.parquet", "select_cost_curve.parquet", "select_refine.parquet", "annotation_gold", "annotation_blind",
-                  "ratings.parquet", "ratings.csv", "raters.csv")
+                  "ratings.parquet", "ratings.csv", "raters.csv", "pairs.parquet",
+                  "pair_judgements.parquet", "pair_cache.jsonl", "pair_answers.parquet", "pair_answers.csv")
 
 
 def module_name(path: Path) -> str:

@@ -300,6 +300,32 @@ def validity_bars(validity: pd.DataFrame, confidence: float = 0.95, source: str 
     return fig
 
 
+def ranking_points(ranking: pd.DataFrame, confidence: float = 0.95):
+    """Bradley-Terry (Davidson) strengths per system with prompt-bootstrap intervals, one panel per
+    source of the comparisons (people, each judge); input: `ranking.rank` rows with `judged_by`."""
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import FormatStrFormatter
+
+    sources = list(dict.fromkeys(ranking["judged_by"]))
+    with plt.rc_context(style()):
+        fig, axes = plt.subplots(1, len(sources), figsize=(COLUMN_WIDTH * max(1, len(sources)) * 0.9,
+                                                           0.28 * ranking["system"].nunique() + 1.3), squeeze=False)
+        for ax, judged_by in zip(axes[0], sources):
+            part = ranking[ranking["judged_by"] == judged_by].sort_values("strength", kind="stable")
+            names = [variant_title(n) if n in VARIANT_COLOURS else str(n) for n in part["system"]]
+            y = np.arange(len(part))
+            ax.errorbar(part["strength"], y, xerr=_errors(part["strength"], part["ci_low"], part["ci_high"]), fmt="o",
+                        color=OKABE_ITO[0], ecolor="#555555", elinewidth=1, capsize=2, markersize=4)
+            ax.axvline(0, color="black", linewidth=0.6, linestyle="--")
+            ax.set_yticks(y, [_wrap(n, 18) for n in names])
+            ax.set_xlabel("strength (log-odds against the average)")
+            ax.xaxis.set_major_formatter(FormatStrFormatter("%.2g"))  # no offset text over the label
+            ax.set_title(_wrap(f"Side-by-side ranking (Bradley-Terry with ties), judged by {judged_by}", 44))
+        _note(fig, f"n = {_span(ranking['pairs'])} comparisons per system from {_span(ranking['prompts'])} prompts; "
+                   f"{_interval_note(confidence)}; dashed: the average system")
+    return fig
+
+
 FAILURE_TITLES = {"agents fused": "hybridization (agents fused)", "incomplete action": "incomplete action",
                   "wrong context": "contextual misrepresentation", "missing agent": "missing agent",
                   "missing agent (detector)": "missing agent (detector)", "role reversal": "role reversal",
@@ -600,10 +626,12 @@ def _win_names(names: list[str]) -> tuple[list[str], list[str]]:
 
 
 def win_heatmap(matrix: pd.DataFrame, title: str, source: str, low: pd.DataFrame | None = None,
-                high: pd.DataFrame | None = None, pairs: pd.DataFrame | None = None, confidence: float = 0.95):
+                high: pd.DataFrame | None = None, pairs: pd.DataFrame | None = None, confidence: float = 0.95,
+                wins: str | None = None):
     """Row beats column in this share of the (prompt, seed) pairs where exactly one is accepted, with
     the interval of each share (`low`, `high`) and the pairs compared (`pairs`, the cell's n) when
-    given; a colour scale symmetric around one half and sized to the data."""
+    given; a colour scale symmetric around one half and sized to the data. `wins`: what a win is, when
+    not that (side-by-side comparisons)."""
     import matplotlib.pyplot as plt
     from matplotlib.ticker import PercentFormatter
 
@@ -633,8 +661,8 @@ def win_heatmap(matrix: pd.DataFrame, title: str, source: str, low: pd.DataFrame
         ax.set_ylabel("row")
         ax.set_title(title)
         counts_note = f"n = image pairs compared in the cell ({_span(counts.to_numpy().ravel())}); " if pairs is not None else ""
-        _note(fig, f"{source}\nrow wins: share of the (prompt, seed) pairs with exactly one image accepted where it is the "
-                   f"row's; {counts_note}[{confidence:.0%} interval], prompt bootstrap", layout=False)
+        meaning = wins or ("share of the (prompt, seed) pairs with exactly one image accepted where it is the row's")
+        _note(fig, f"{source}\nrow wins: {meaning}; {counts_note}[{confidence:.0%} interval], prompt bootstrap", layout=False)
     return fig
 
 
@@ -882,6 +910,12 @@ CAPTIONS = {  # figure file (or its prefix, up to the model or variant) -> what 
     "failure_examples_": "{x}: example images of each failure mode (hybridization, incomplete action, contextual "
                          "misrepresentation, missing agent, role reversal): the strongest cases by the annotators' "
                          "tags or, without tags, the judges (source: the run's images and those judgements).",
+    "ranking": "Systems ranked by side-by-side comparisons: Bradley-Terry strengths with ties (Davidson), fitted to "
+               "the answers of people and of each VLM judge (asked in both orders), with {level} prompt-bootstrap "
+               "intervals.",
+    "pairwise_winrate_": "{x}: how often the row's image was preferred to the column's in side-by-side comparisons "
+                         "of the same prompt (a tie counts one half), with {level} prompt-bootstrap intervals and the "
+                         "comparisons behind each cell.",
     "metric_validity": "How well each automatic judge separates the images people accepted from those they "
                        "rejected (AUROC, 0.5 = chance), with {level} prompt-bootstrap intervals. People: {source}.",
     "judge_leaderboard": "Automatic judges ranked by their agreement with people, overall and per slice, with "

@@ -235,6 +235,7 @@ FIGURE_SECTIONS = {  # section id -> figure names (or prefixes ending in "_") it
     "paired": ("winrate_variants_", "winrate_models_"),
     "failures": ("failure_modes_", "failure_examples_"),
     "judges": ("metric_validity", "judge_leaderboard"),
+    "pairwise": ("ranking", "pairwise_winrate_"),
     "prompts": ("prompt_lengths", "wordclouds"),
     "images": ("qualitative_",),
     "benchmark": ("benchmark_labels",),
@@ -242,6 +243,7 @@ FIGURE_SECTIONS = {  # section id -> figure names (or prefixes ending in "_") it
 }
 SECTION_TITLES = {"acceptance": "Acceptance and gains", "labels": "By label", "paired": "Paired comparisons",
                   "failures": "Failure modes", "judges": "Automatic judges against people",
+                  "pairwise": "Side-by-side rankings",
                   "prompts": "Prompt linguistics", "images": "Images", "benchmark": "Benchmark",
                   "selection": "Selection", "other": "Other figures", "notes": "Notes", "provenance": "Provenance"}
 
@@ -375,6 +377,34 @@ def _prompt_tables(t: dict) -> list[str]:
     return out
 
 
+def _pairwise_tables(t: dict, confidence: float, rw: bool) -> list[str]:
+    out = []
+    if _has(t, "ranking"):
+        shown = t["ranking"][["judged_by", "system", "strength", "ci_low", "ci_high", "pairs", "prompts",
+                              "tie_weight_note"]].copy()
+        shown["strength"] = _estimates(shown, "strength", "ci_low", "ci_high", "number")
+        out.append(_table(shown.drop(columns=["ci_low", "ci_high"]), "Bradley-Terry strengths with ties (Davidson), "
+                          f"strongest first, centred: log-odds against the average system, {confidence:.0%} "
+                          "prompt-bootstrap intervals; pairs: the comparisons a system took part in.", random_weights=rw))
+    if _has(t, "position_bias"):
+        bias = t["position_bias"].copy()
+        bias["position_bias"] = _estimates(bias, "position_bias", "ci_low", "ci_high", "number")
+        bias["order_flips"] = _estimates(bias, "order_flips", "order_flips_ci_low", "order_flips_ci_high", "percent")
+        out.append(_table(bias[["judge", "position_bias", "order_flips", "pairs", "prompts"]],
+                          "Each judge's preference for the first image: the mean of P(first) over both orders minus "
+                          "one half (0: none); order flips: how often the same position won in both orders (the "
+                          "judge followed the position, not the image).", random_weights=rw))
+    if _has(t, "pairwise_agreement"):
+        agree = t["pairwise_agreement"].copy()
+        agree["pairwise_accuracy"] = _estimates(agree, "pairwise_accuracy", "ci_low", "ci_high", "percent")
+        agree["kendall_tau"] = _estimates(agree, "kendall_tau", "kendall_tau_ci_low", "kendall_tau_ci_high", "number")
+        out.append(_table(agree[["judge", "pairwise_accuracy", "kendall_tau", "ranking_note", "pairs", "prompts"]],
+                          "Agreement of each judge with the people on the pairs both answered: tie-aware pairwise "
+                          "accuracy (a judge near one half counts as a tie, right when people tie), with its interval; "
+                          "Kendall tau between the two rankings of the systems.", random_weights=rw))
+    return out
+
+
 def _table_sections(run, results, confidence: float) -> dict[str, list[str]]:
     """The tables of each section, as HTML."""
     t, rw = results.tables, bool(run.random_weights)
@@ -385,6 +415,7 @@ def _table_sections(run, results, confidence: float) -> dict[str, list[str]]:
     out["failures"] = _failure_tables(t, confidence, rw)
     out["judges"] = _judge_tables(t, confidence, rw)
     out["prompts"] = _prompt_tables(t)
+    out["pairwise"] = _pairwise_tables(t, confidence, rw)
     if _has(t, "agents_not_found"):
         out["benchmark"].append(_table(t["agents_not_found"], "Prompts whose agents were not found in the prompt text "
                                        "(flag agents_not_found), with the reason: enriched, generated and judged like any "

@@ -18,13 +18,14 @@ from pathlib import Path
 import pandas as pd
 
 from ..annotate import answers as human_answers
+from ..annotate import pair_comparisons as human_pair_comparisons
 from ..annotate import raters as human_raters
 from ..errors import InputError
 from ..fileio import atomic_path
 from ..manifest import configured_images, read_manifest
-from ..schema import ANNOTATION_PLAN, KEY, PROMPTS, SCORES, load_benchmark
+from ..schema import ANNOTATION_PLAN, KEY, PAIR_JUDGEMENTS, PAIRS, PROMPTS, SCORES, load_benchmark
 from . import figures as fg
-from . import linguistics, stats
+from . import linguistics, ranking, stats
 
 
 @dataclass
@@ -92,6 +93,7 @@ def run(run, progress: bool = True) -> Results:
         _tables(results, run, bench, acc, answers, scores)
         _selection_tables(results, run, acc, selection)
         _figures(results, run, bench, acc, source, answers, scores)
+        _pairwise(results, run)
         _write(results, run, source)
         results.report = write_report(run, results)
     return results
@@ -269,6 +271,72 @@ def _tables(results: Results, run, bench, acc, answers, scores) -> None:
     else:
         results.notes.append("Prompt linguistics and word clouds skipped: the run has no enriched prompts "
                              "(images imported from elsewhere).")
+
+
+def pairwise_comparisons(run) -> dict[str, pd.DataFrame]:
+    """Who compared the run's pairs -> their comparisons (pair_id, id, a, b, outcome_a): "people" (the
+    study's raters who are not excluded) and each VLM judge (P(a better) as a soft outcome)."""
+    if not run.pairs_path.is_file():
+        return {}
+    plan = PAIRS.read(run.pairs_path)
+    out = {}
+    people = human_pair_comparisons(run)
+    if len(people):
+        out["people"] = people
+    if run.pair_judgements_path.is_file():
+        judged = PAIR_JUDGEMENTS.read(run.pair_judgements_path)
+        for judge, part in judged.groupby("judge", sort=False):
+            out[f"judge {judge}"] = part.merge(plan[["pair_id", "id", "a", "b"]], on="pair_id").assign(
+                outcome_a=lambda t: t["p_a"])[["pair_id", "id", "a", "b", "outcome_a"]]
+    return out
+
+
+def _pairwise(results: Results, run) -> None:
+    """Rankings from the side-by-side comparisons (people and judges), win rates, the judges' position
+    bias and their agreement with people: tables and figures."""
+    compared = pairwise_comparisons(run)
+    if not compared:
+        return
+    cfg = run.config.analyze
+    boot = dict(n_boot=min(cfg.n_bootstrap, 1000), confidence=cfg.confidence, seed=cfg.seed)
+    plan = PAIRS.read(run.pairs_path)
+    order = [m.label for m in run.config.generate.models] if plan["by"].iloc[0] == "model" else list(run.config.generate.variants)
+    systems = [s for s in order if s in set(plan["a"]) | set(plan["b"])]
+    rankings, rates = [], []
+    for who, table in compared.items():
+        ranked, nu = ranking.rank(table, systems, **boot)
+        rankings.append(ranked.assign(judged_by=who, tie_weight_note=f"Davidson tie weight nu = {nu:.3f}"))
+        rates.append(ranking.win_rates(table, systems, **boot).assign(judged_by=who))
+    t = results.tables
+    t["ranking"] = pd.concat(rankings, ignore_index=True)
+    t["pairwise_win_rates"] = pd.concat(rates, ignore_index=True)
+    if run.pair_judgements_path.is_file():
+        judged = PAIR_JUDGEMENTS.read(run.pair_judgements_path)
+        t["position_bias"] = ranking.position_bias(judged, plan, **boot)
+        if "people" in compared:
+            t["pairwise_agreement"] = ranking.agreement(compared["people"], judged, plan, systems, **boot)
+    results.notes.append(f"Side-by-side comparisons of {len(plan)} planned pairs ({plan['by'].iloc[0]} against "
+                         f"{plan['by'].iloc[0]}), ranked by {', '.join(compared)}; a judge's P(a better) is the mean "
+                         "of its two orders.")
+    save = _saver(results, run)
+    save("ranking", fg.ranking_points(t["ranking"], confidence=cfg.confidence))
+    for who in compared:
+        part = t["pairwise_win_rates"][t["pairwise_win_rates"]["judged_by"] == who]
+        if part.empty:
+            continue
+        cells = {v: part.pivot(index="system", columns="opponent", values=v) for v in ("win_rate", "ci_low", "ci_high", "pairs")}
+        slug = who.replace("judge ", "").replace(":", "_").replace("/", "_").replace(" ", "_")
+        save(f"pairwise_winrate_{slug}", fg.win_heatmap(cells["win_rate"], f"side by side ({who}): row preferred to column",
+                                                       who, cells["ci_low"], cells["ci_high"], cells["pairs"],
+                                                       confidence=cfg.confidence, wins="share of the side-by-side "
+                                                       "comparisons of one prompt where the row's image was preferred "
+                                                       "(a tie counts one half)"))
+
+
+def _saver(results: Results, run):
+    def save(name: str, fig) -> None:
+        results.figures[name] = fg.save_figure(fig, run.figures / name, random_weights=run.random_weights)[0]
+    return save
 
 
 def _raters(results: Results, run) -> None:

@@ -5,7 +5,9 @@ excluded by the gold rule left out; `raters(run)` says who and why, `per_rater(r
 """
 
 from .agreement import fleiss_kappa, krippendorff_alpha
-from .study import add_annotator, answers, export, per_rater, prepare_study, raters, serve, serve_banner, status
+from .pairs import plan_pairs
+from .study import (add_annotator, answers, export, pair_answers, pair_comparisons, per_rater, prepare_study, raters, serve,
+                    serve_banner, status)
 
-__all__ = ["add_annotator", "answers", "export", "fleiss_kappa", "krippendorff_alpha", "per_rater", "prepare_study", "raters",
-           "serve", "serve_banner", "status"]
+__all__ = ["add_annotator", "answers", "export", "fleiss_kappa", "krippendorff_alpha", "pair_answers", "pair_comparisons",
+           "per_rater", "plan_pairs", "prepare_study", "raters", "serve", "serve_banner", "status"]

@@ -34,7 +34,7 @@ from starlette.staticfiles import StaticFiles
 
 from ..errors import InputError
 from ..runs import RunPaths
-from . import crowd, storage
+from . import crowd, pairs, storage
 from .blind import blind_png
 
 STATIC = Path(__file__).parent / "static"
@@ -51,9 +51,18 @@ class Denied(Exception):
         self.status, self.message = status, message
 
 
-def create_app(run_root: str | Path, study: crowd.Settings | None = None) -> Starlette:
+def _completed(conn, name: str, payload: dict) -> dict:
+    """`payload`, after noting the time a crowd worker finished (the first time it holds a completion code)."""
+    if "completion" in payload:
+        conn.execute("UPDATE workers SET completed = COALESCE(completed, strftime('%Y-%m-%dT%H:%M:%fZ', 'now')) "
+                     "WHERE name = ?", (name,))
+    return payload
+
+
+def create_app(run_root: str | Path, study: crowd.Settings | None = None, pair_mode: bool = False) -> Starlette:
     """The app for a run whose study database is already set up (see `prepare_study`); with `study`,
-    crowd workers come in through the study link."""
+    crowd workers come in through the study link; with `pair_mode`, people compare two images of one
+    prompt (left, right, both good, both bad) instead of judging one."""
     paths = RunPaths(run_root)
     root, db = paths.root, paths.annotations_db_path
 
@@ -84,7 +93,8 @@ def create_app(run_root: str | Path, study: crowd.Settings | None = None) -> Sta
         token = request.cookies.get(COOKIE)
         if storage.annotator_for(db, token) is None:
             return message_page("Sign in with your personal link first.", 401)
-        html = template(request, "index.html", CSRF=storage.csrf_token(db, token), TAGS=json.dumps(list(storage.TAGS)))
+        html = template(request, "pairs.html" if pair_mode else "index.html", CSRF=storage.csrf_token(db, token),
+                        TAGS=json.dumps(list(storage.TAGS)))
         return HTMLResponse(html, headers={"Cache-Control": "no-store"})
 
     def next_payload(conn, name: str) -> dict:
@@ -108,9 +118,13 @@ def create_app(run_root: str | Path, study: crowd.Settings | None = None) -> Sta
             raise Denied(401, "Sign in with your personal link first.")
         image_id = _text(request.path_params["image_id"], "image id", MAX_ID)
         with storage.connect(db, write=False) as conn:  # who and which image in one query: every answer fetches one
-            row = conn.execute("SELECT i.path FROM images i JOIN assignments a USING (image_id) JOIN annotators n "
-                               "ON n.name = a.annotator WHERE n.token_hash = ? AND i.image_id = ?",
-                               (storage.hash_token(token), image_id)).fetchone()
+            row = conn.execute(
+                """SELECT i.path FROM images i JOIN assignments a USING (image_id) JOIN annotators n ON n.name = a.annotator
+                   WHERE n.token_hash = ?1 AND i.image_id = ?2
+                   UNION ALL
+                   SELECT i.path FROM pair_assignments a JOIN pairs p USING (pair_key) JOIN annotators n
+                       ON n.name = a.annotator JOIN images i ON i.image_id IN (p.left_image, p.right_image)
+                   WHERE n.token_hash = ?1 AND i.image_id = ?2 LIMIT 1""", (storage.hash_token(token), image_id)).fetchone()
         if row is None:
             raise Denied(404 if storage.annotator_for(db, token) else 403, "No such image for you.")
         path = (root / row["path"]).resolve()
@@ -141,11 +155,7 @@ def create_app(run_root: str | Path, study: crowd.Settings | None = None) -> Sta
                     raise Denied(409, "This image was already answered, perhaps in another tab; "
                                       "undo it first to change the answer.") from None
                 raise
-            payload = next_payload(conn, name)
-            if "completion" in payload:
-                conn.execute("UPDATE workers SET completed = COALESCE(completed, strftime('%Y-%m-%dT%H:%M:%fZ', 'now')) "
-                             "WHERE name = ?", (name,))
-            return JSONResponse(payload)
+            return JSONResponse(_completed(conn, name, next_payload(conn, name)))
 
     async def answer(request: Request):
         name = await run_in_threadpool(annotator, request, True)  # strangers are refused before their body is read
@@ -164,6 +174,58 @@ def create_app(run_root: str | Path, study: crowd.Settings | None = None) -> Sta
 
     async def denied(request: Request, exc: Denied):
         return JSONResponse({"error": exc.message}, status_code=exc.status)
+
+    # --- pairs: two images side by side ----------------------------------------------------------
+
+    def pair_payload(conn, name: str) -> dict:
+        done, total = pairs.pair_progress(conn, name)
+        row = pairs.next_pair(conn, name)
+        if row is None:
+            finished = {"finished": True, "done": done, "total": total}
+            if study is not None and total and done == total:
+                finished["completion"] = crowd.completion(conn, study)
+            return finished
+        return {"finished": False, "pair": row["pair_key"], "left": row["left_image"], "right": row["right_image"],
+                "prompt": row["prompt"], "done": done, "total": total}
+
+    def api_next_pair(request: Request):
+        name = annotator(request)
+        with storage.connect(db, write=False) as conn:
+            return JSONResponse(pair_payload(conn, name))
+
+    def store_pair(name: str, body: dict) -> JSONResponse:
+        key, choice, seconds = _text(body.get("pair"), "pair", MAX_ID), body.get("choice"), body.get("seconds")
+        if choice not in pairs.CHOICES:
+            raise Denied(400, "choice must be one of: " + ", ".join(pairs.CHOICES))
+        if seconds is not None and (not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or not 0 <= seconds <= MAX_SECONDS):
+            raise Denied(400, "seconds must be a number between 0 and 86400.")
+        with storage.connect(db) as conn:
+            if conn.execute("SELECT 1 FROM pair_assignments WHERE annotator = ? AND pair_key = ?", (name, key)).fetchone() is None:
+                raise Denied(404, "This pair is not assigned to you.")
+            try:
+                conn.execute("INSERT INTO pair_answers (annotator, pair_key, choice, seconds) VALUES (?, ?, ?, ?)",
+                             (name, key, choice, seconds))
+            except Exception as err:  # noqa: BLE001 - the unique index refuses a second live answer
+                if "UNIQUE" in str(err):
+                    raise Denied(409, "This pair was already answered, perhaps in another tab; undo it first to change "
+                                      "the answer.") from None
+                raise
+            return JSONResponse(_completed(conn, name, pair_payload(conn, name)))
+
+    async def answer_pair(request: Request):
+        name = await run_in_threadpool(annotator, request, True)
+        body = await _json(request)
+        return await run_in_threadpool(store_pair, name, body)
+
+    def undo_pair(request: Request):
+        name = annotator(request, write=True)
+        with storage.connect(db) as conn:
+            last = conn.execute("SELECT answer_id FROM pair_answers WHERE annotator = ? AND undone = 0 "
+                                "ORDER BY answer_id DESC LIMIT 1", (name,)).fetchone()
+            if last is None:
+                raise Denied(409, "Nothing to undo.")
+            conn.execute("UPDATE pair_answers SET undone = 1 WHERE answer_id = ?", (last["answer_id"],))
+            return JSONResponse(pair_payload(conn, name))
 
     # --- a crowd study: the study link, consent, instructions -------------------------------------
 
@@ -215,7 +277,8 @@ def create_app(run_root: str | Path, study: crowd.Settings | None = None) -> Sta
             if not crowd.state(conn, name)["consented"]:
                 return RedirectResponse(prefix(request) + "/consent", status_code=303)
         return HTMLResponse(template(request, "instructions.html", N=str(study.batch_size),
-                                     EXAMPLES=examples_html(request)), headers={"Cache-Control": "no-store"})
+                                     TASK=(PAIR_TASK if pair_mode else IMAGE_TASK).format(N=study.batch_size), EXAMPLES=examples_html(request)),
+                            headers={"Cache-Control": "no-store"})
 
     def example_image(request: Request):
         worker(request)
@@ -239,6 +302,8 @@ def create_app(run_root: str | Path, study: crowd.Settings | None = None) -> Sta
         Route("/", landing), Route("/login", login), Route("/annotate", page),
         Route("/api/next", api_next), Route("/api/answer", answer, methods=["POST"]), Route("/api/undo", undo, methods=["POST"]),
         Route("/img/{image_id:str}", image), Mount("/static", StaticFiles(directory=STATIC), name="static"),
+        Route("/api/pairs/next", api_next_pair), Route("/api/pairs/answer", answer_pair, methods=["POST"]),
+        Route("/api/pairs/undo", undo_pair, methods=["POST"]),
     ]
     if study is not None:
         routes += [Route("/study", study_link), Route("/consent", consent_page), Route("/instructions", instructions),
@@ -246,6 +311,13 @@ def create_app(run_root: str | Path, study: crowd.Settings | None = None) -> Sta
     return Starlette(routes=routes, exception_handlers={Denied: denied})
 
 
+IMAGE_TASK = ("You will see {N} images, one at a time, each with the prompt it was made from. For each, decide: "
+              "<b>does the image correctly depict the prompt?</b> Press <b>Accept</b> (key <kbd>A</kbd>) if it does and "
+              "<b>Reject</b> (key <kbd>R</kbd>) if it does not; you may tick what is wrong (keys 1-7) and write a comment.")
+PAIR_TASK = ("You will see {N} pairs of images, two at a time, made from the same prompt. For each pair, decide: "
+             "<b>which image depicts the prompt better?</b> Press <b>Left</b> (key <kbd>1</kbd> or &larr;) or "
+             "<b>Right</b> (key <kbd>2</kbd> or &rarr;); if neither is better, <b>Both good</b> (key <kbd>G</kbd>) or "
+             "<b>Both bad</b> (key <kbd>B</kbd>).")
 # Worked examples in words, for a study without annotate.examples_file.
 DEFAULT_EXAMPLES = (
     {"prompt": "a wolf chasing an elk", "picture": "a grey wolf running, close behind a fleeing elk, across snow.",

@@ -55,6 +55,7 @@ class Settings:
     completion_code: str | None
     completion_url: str | None
     participant_param: str | None
+    pairs: bool = False  # the batch holds pairs of images to compare (`serve --study --pairs`)
 
     @property
     def gold_per_batch(self) -> int:
@@ -160,8 +161,9 @@ def consent(db: Path, name: str, s: Settings) -> int:
     with storage.connect(db) as conn:
         conn.execute("UPDATE workers SET consented = COALESCE(consented, strftime('%Y-%m-%dT%H:%M:%fZ', 'now')) "
                      "WHERE name = ?", (name,))
-        held = conn.execute("SELECT COUNT(*) FROM assignments WHERE annotator = ?", (name,)).fetchone()[0]
-        return held or assign_batch(conn, name, s)
+        table = "pair_assignments" if s.pairs else "assignments"
+        held = conn.execute(f"SELECT COUNT(*) FROM {table} WHERE annotator = ?", (name,)).fetchone()[0]
+        return held or (assign_pair_batch(conn, name, s) if s.pairs else assign_batch(conn, name, s))
 
 
 def assign_batch(conn: sqlite3.Connection, name: str, s: Settings) -> int:
@@ -186,6 +188,35 @@ def assign_batch(conn: sqlite3.Connection, name: str, s: Settings) -> int:
     chosen += _round_robin(gold, s.gold_per_batch, storage._order(s.seed, name, "gold"))
     conn.executemany("INSERT INTO assignments VALUES (?, ?, ?)",
                      [(name, image_id, storage._order(s.seed, name, image_id)) for image_id in chosen])
+    return len(chosen)
+
+
+def assign_pair_batch(conn: sqlite3.Connection, name: str, s: Settings) -> int:
+    """A batch of pairs: study pairs with fewer than `overlap` raters, round-robin over the compared
+    systems, and gold pairs (a gold image beside an attention check) at `gold_rate`."""
+    excluded = set(excluded_workers(conn, s.max_gold_errors))
+    taken: dict[str, int] = {}
+    for annotator, key in conn.execute(
+            f"""SELECT annotator, pair_key FROM pair_answers WHERE undone = 0 AND annotator IN (SELECT name FROM workers)
+                UNION SELECT a.annotator, a.pair_key FROM pair_assignments a JOIN workers w ON w.name = a.annotator
+                WHERE COALESCE((SELECT MAX(created) FROM pair_answers s WHERE s.annotator = a.annotator), w.consented)
+                      >= strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-{HOLD_MINUTES} minutes')"""):
+        if annotator not in excluded:
+            taken[key] = taken.get(key, 0) + 1
+    strata: dict[tuple, list] = {}
+    for r in conn.execute("SELECT pair_key, stratum FROM pairs WHERE gold IS NULL ORDER BY pair_id"):
+        if taken.get(r["pair_key"], 0) < s.overlap:
+            strata.setdefault((r["stratum"],), []).append(r["pair_key"])
+    for keys in strata.values():
+        keys.sort(key=lambda k: (taken.get(k, 0), storage._order(s.seed, name, k)))
+    chosen = _round_robin(strata, s.batch_size - s.gold_per_batch, storage._order(s.seed, name, "stratum"))
+    if not chosen:
+        return 0
+    gold = sorted((r["pair_key"] for r in conn.execute("SELECT pair_key FROM pairs WHERE gold IS NOT NULL")),
+                  key=lambda k: storage._order(s.seed, name, k))
+    chosen += gold[:s.gold_per_batch]
+    conn.executemany("INSERT INTO pair_assignments VALUES (?, ?, ?)",
+                     [(name, key, storage._order(s.seed, name, key)) for key in chosen])
     return len(chosen)
 
 
@@ -317,10 +348,14 @@ def sync_gold(db: Path, folder: Path, run_root: Path, rows: list[dict]) -> int:
 # --- quality ------------------------------------------------------------------------------------
 
 def excluded_workers(conn: sqlite3.Connection, max_gold_errors: int) -> dict[str, int]:
-    """Rater -> wrong gold answers, for the raters with more than `max_gold_errors`."""
-    rows = conn.execute("""SELECT s.annotator, SUM(s.label != i.gold) AS errors FROM answers s
-                           JOIN images i USING (image_id) WHERE s.undone = 0 AND i.gold IS NOT NULL
-                           GROUP BY s.annotator""").fetchall()
+    """Rater -> wrong gold answers (images and pairs), for the raters with more than `max_gold_errors`."""
+    rows = conn.execute("""SELECT annotator, SUM(errors) AS errors FROM (
+                               SELECT s.annotator, s.label != i.gold AS errors FROM answers s JOIN images i USING (image_id)
+                               WHERE s.undone = 0 AND i.gold IS NOT NULL
+                               UNION ALL
+                               SELECT s.annotator, s.choice != p.gold FROM pair_answers s JOIN pairs p USING (pair_key)
+                               WHERE s.undone = 0 AND p.gold IS NOT NULL)
+                           GROUP BY annotator""").fetchall()
     return {r["annotator"]: int(r["errors"]) for r in rows if r["errors"] > max_gold_errors}
 
 
@@ -331,15 +366,21 @@ def quality(db: Path, max_gold_errors: int, min_seconds: float) -> pd.DataFrame:
                "excluded", "fast", "reason"]
     if not db.is_file():
         return pd.DataFrame(columns=columns)
-    conn = sqlite3.connect(db)
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)  # reading a study writes nothing
     try:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if not {"workers", "pair_answers"} <= tables or not storage.has_column(conn, "images", "gold"):
+            return _lab_quality(conn, columns)  # a study from before crowd studies: no gold, nobody excluded
         answers = pd.read_sql_query(
             """SELECT s.annotator, s.label, s.seconds, i.gold,
                       EXISTS (SELECT 1 FROM workers w WHERE w.name = s.annotator) AS crowd
-               FROM answers s JOIN images i USING (image_id) WHERE s.undone = 0""", conn)
+               FROM answers s JOIN images i USING (image_id) WHERE s.undone = 0
+               UNION ALL
+               SELECT s.annotator, s.choice, s.seconds, p.gold, EXISTS (SELECT 1 FROM workers w WHERE w.name = s.annotator)
+               FROM pair_answers s JOIN pairs p USING (pair_key) WHERE s.undone = 0""", conn)
     finally:
         conn.close()
-    rows = []
+    rows = []  # "images" below: the study items judged (images, or pairs in a pair study)
     for name, part in answers.groupby("annotator", sort=True):
         gold = part[part["gold"].notna()]
         study = part[part["gold"].isna()]
@@ -356,4 +397,12 @@ def quality(db: Path, max_gold_errors: int, min_seconds: float) -> pd.DataFrame:
                      "gold_answers": len(gold), "gold_errors": errors,
                      "gold_accuracy": 1 - errors / len(gold) if len(gold) else float("nan"),
                      "median_seconds": median, "excluded": excluded, "fast": fast, "reason": "; ".join(reasons)})
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _lab_quality(conn: sqlite3.Connection, columns: list[str]) -> pd.DataFrame:
+    answers = pd.read_sql_query("SELECT annotator, seconds FROM answers WHERE undone = 0", conn)
+    rows = [{"annotator": name, "kind": "lab", "images": len(part), "gold_answers": 0, "gold_errors": 0,
+             "gold_accuracy": float("nan"), "median_seconds": float(part["seconds"].median()), "excluded": False,
+             "fast": False, "reason": ""} for name, part in answers.groupby("annotator", sort=True)]
     return pd.DataFrame(rows, columns=columns)

@@ -49,6 +49,20 @@ CREATE INDEX IF NOT EXISTS answers_by_annotator ON answers (annotator, undone);
 CREATE TABLE IF NOT EXISTS workers (
     name TEXT PRIMARY KEY REFERENCES annotators(name), platform TEXT NOT NULL,
     created TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')), consented TEXT, completed TEXT);
+-- side-by-side comparisons (pairs.py): a pair shows two study images, left and right as planned
+CREATE TABLE IF NOT EXISTS pairs (
+    pair_key TEXT PRIMARY KEY, pair_id TEXT NOT NULL UNIQUE,
+    left_image TEXT NOT NULL REFERENCES images(image_id), right_image TEXT NOT NULL REFERENCES images(image_id),
+    left_is_a INTEGER NOT NULL, prompt TEXT NOT NULL, stratum TEXT NOT NULL,
+    gold TEXT CHECK (gold IN ('left', 'right')));
+CREATE TABLE IF NOT EXISTS pair_assignments (
+    annotator TEXT NOT NULL REFERENCES annotators(name), pair_key TEXT NOT NULL REFERENCES pairs(pair_key),
+    position INTEGER NOT NULL, PRIMARY KEY (annotator, pair_key));
+CREATE TABLE IF NOT EXISTS pair_answers (
+    answer_id INTEGER PRIMARY KEY AUTOINCREMENT, annotator TEXT NOT NULL, pair_key TEXT NOT NULL,
+    choice TEXT NOT NULL CHECK (choice IN ('left', 'right', 'both_good', 'both_bad')), seconds REAL,
+    created TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')), undone INTEGER NOT NULL DEFAULT 0);
+CREATE UNIQUE INDEX IF NOT EXISTS one_live_pair_answer ON pair_answers (annotator, pair_key) WHERE undone = 0;
 """
 # Columns added after the first release: an older study database gains them when it is opened.
 MIGRATIONS = (("images", "gold", "ALTER TABLE images ADD COLUMN gold TEXT CHECK (gold IN ('accept', 'reject'))"),)

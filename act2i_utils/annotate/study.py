@@ -17,8 +17,8 @@ from ..errors import InputError
 from ..fileio import atomic_path
 from ..manifest import configured_images
 from ..runs import RunPaths
-from ..schema import ANNOTATIONS, ANNOTATION_PLAN, KEY, RATINGS, load_benchmark
-from . import crowd, storage
+from ..schema import ANNOTATIONS, ANNOTATION_PLAN, KEY, PAIR_ANSWERS, PAIRS, RATINGS, load_benchmark
+from . import crowd, pairs, storage
 from .agreement import agreement, per_annotator
 
 
@@ -62,10 +62,12 @@ def _annotate_settings(paths: RunPaths):
     return AnnotateConfig()
 
 
-def prepare_study(run_root: Path, overlap: int, seed: int = 0, study: "crowd.Settings | None" = None) -> Path:
+def prepare_study(run_root: Path, overlap: int, seed: int = 0, study: "crowd.Settings | None" = None,
+                  pair_mode: bool = False) -> Path:
     """Create or update the study database from the run's manifest, and assign images to the lab's
     annotators; for a crowd study (`study`), add its gold images (crowd workers get their batches
-    when they consent).
+    when they consent); with `pair_mode`, add the planned pairs (`pairs.parquet`, planned now if the
+    run has none) and assign those instead.
 
     `overlap` (annotators per image) may rise during a study, never fall: a lower one than the
     study's is refused with an InputError, since it would take images from people mid-study."""
@@ -74,7 +76,7 @@ def prepare_study(run_root: Path, overlap: int, seed: int = 0, study: "crowd.Set
     paths = RunPaths(run_root)
     run = open_run(paths.root, readonly=True)
     manifest, _ = configured_images(run)  # what the run's config names
-    if paths.annotation_plan_path.is_file():  # `act2i annotate plan` chose which images people see
+    if paths.annotation_plan_path.is_file() and not pair_mode:  # `act2i annotate plan` chose which images people see
         chosen = ANNOTATION_PLAN.read(paths.annotation_plan_path)
         manifest = manifest.merge(chosen.loc[chosen["selected"], KEY], on=KEY)
     if manifest.empty:
@@ -87,7 +89,12 @@ def prepare_study(run_root: Path, overlap: int, seed: int = 0, study: "crowd.Set
     storage.sync_images(db, manifest, bench)
     if gold:
         crowd.sync_gold(db, paths.annotation_gold, paths.root, gold)
-    storage.assign(db, overlap, seed)
+    if pair_mode:
+        plan = PAIRS.read(paths.pairs_path) if paths.pairs_path.is_file() else pairs.plan_pairs(open_run(paths.root))
+        pairs.sync_pairs(db, plan, bench)
+        pairs.assign_lab_pairs(db, overlap, seed)
+    else:
+        storage.assign(db, overlap, seed)
     return db
 
 
@@ -104,6 +111,7 @@ def add_annotator(run_root: Path, name: str, overlap: int, seed: int = 0, host: 
     db = prepare_study(run_root, overlap, seed)
     token = storage.add_annotator(db, name, rotate=rotate)
     storage.assign(db, overlap, seed)
+    pairs.assign_lab_pairs(db, overlap, seed)  # a pair study: their pairs too (nothing when there are none)
     return f"{base_url(host, port)}/login?token={token}"
 
 
@@ -158,8 +166,14 @@ def export(run_root: Path) -> tuple[Path, ...]:
     ratings = RATINGS.write(paths.ratings_path, per_rater(paths))
     _write_csv(paths.ratings_csv_path, ratings)
     _write_csv(paths.raters_csv_path, raters(paths))
-    return (paths.annotations_path, paths.annotations_csv_path, paths.ratings_path, paths.ratings_csv_path,
-            paths.raters_csv_path)
+    written = (paths.annotations_path, paths.annotations_csv_path, paths.ratings_path, paths.ratings_csv_path,
+               paths.raters_csv_path)
+    compared = pair_answers(paths)
+    if len(compared):  # a pair study: one row per answer about a pair
+        PAIR_ANSWERS.write(paths.pair_answers_path, compared)
+        _write_csv(paths.pair_answers_csv_path, compared)
+        written += (paths.pair_answers_path, paths.pair_answers_csv_path)
+    return written
 
 
 def per_rater(run: RunPaths | str | Path) -> pd.DataFrame:
@@ -177,6 +191,32 @@ def per_rater(run: RunPaths | str | Path) -> pd.DataFrame:
     excluded = set(excluded.loc[excluded["excluded"].astype(bool), "annotator"])
     every["excluded"] = every["annotator"].isin(excluded)
     return RATINGS.validate(every.sort_values("created", kind="stable")[RATINGS.columns].reset_index(drop=True))
+
+
+def pair_answers(run: RunPaths | str | Path) -> pd.DataFrame:
+    """Every live answer about a pair (`schema.PAIR_ANSWERS`), gold pairs included, with what it means
+    for a and b (`outcome_a`) and whether the rater is excluded."""
+    paths = _paths(run)
+    live = pairs.live_pair_answers(paths.annotations_db_path)
+    if live.empty:
+        return PAIR_ANSWERS.empty()
+    plan = PAIRS.read(paths.pairs_path)[["pair_id", "id", "a", "b", "left"]] if paths.pairs_path.is_file() else \
+        pd.DataFrame(columns=["pair_id", "id", "a", "b", "left"])
+    table = live.merge(plan, on="pair_id", how="left")
+    table["outcome_a"] = [pairs.outcome_for_a(c, l) for c, l in zip(table["choice"], table["left_is_a"])]
+    table["gold_expected"] = table["gold"]
+    table["gold_correct"] = [None if g is None or g != g else bool(c == g) for c, g in zip(table["choice"], table["gold"])]
+    quality = raters(paths)
+    table["excluded"] = table["annotator"].isin(set(quality.loc[quality["excluded"].astype(bool), "annotator"]))
+    return PAIR_ANSWERS.validate(table[PAIR_ANSWERS.columns].reset_index(drop=True))
+
+
+def pair_comparisons(run: RunPaths | str | Path) -> pd.DataFrame:
+    """People's comparisons for the ranking: one row per live answer about a study pair by a rater who
+    is not excluded (id, a, b, outcome_a, pair_id)."""
+    table = pair_answers(run)
+    table = table[table["gold_expected"].isna() & ~table["excluded"].astype(bool) & table["a"].notna()]
+    return table[["pair_id", "id", "a", "b", "outcome_a"]].reset_index(drop=True)
 
 
 def _gold_answers(db: Path) -> pd.DataFrame:
@@ -236,7 +276,8 @@ def check_host(host: str) -> None:
 
 
 def serve(run_root: Path, host: str = "127.0.0.1", port: int = 8765, overlap: int = 3, seed: int = 0,
-          study: bool = False, root_path: str = "", forwarded_allow_ips: str | None = None) -> None:
+          study: bool = False, root_path: str = "", forwarded_allow_ips: str | None = None,
+          pair_mode: bool = False) -> None:
     """Run the annotation server until interrupted; `study=True` lets crowd workers in through the
     study link (`study_banner` says how). Behind a reverse proxy give its `root_path`; uvicorn trusts
     X-Forwarded-Proto from `forwarded_allow_ips` (default: 127.0.0.1)."""
@@ -248,11 +289,11 @@ def serve(run_root: Path, host: str = "127.0.0.1", port: int = 8765, overlap: in
     check_host(host)
     settings = crowd.settings(open_run(run_root, readonly=True)) if study else None
     if settings is not None:
-        settings = dataclasses.replace(settings, overlap=overlap)  # --overlap, else annotate.overlap
-    prepare_study(run_root, overlap, seed, study=settings)
+        settings = dataclasses.replace(settings, overlap=overlap, pairs=pair_mode)  # --overlap, else annotate.overlap
+    prepare_study(run_root, overlap, seed, study=settings, pair_mode=pair_mode)
     if settings is not None:
         print(study_banner(RunPaths(run_root), settings, host, port, root_path))
-    uvicorn.run(create_app(run_root, settings), host=host, port=port, log_level="warning", root_path=root_path,
+    uvicorn.run(create_app(run_root, settings, pair_mode=pair_mode), host=host, port=port, log_level="warning", root_path=root_path,
                 proxy_headers=True, forwarded_allow_ips=forwarded_allow_ips)
 
 

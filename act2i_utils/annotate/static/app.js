@@ -1,20 +1,11 @@
 // act2i annotator: one image at a time; every answer is saved before the next image shows.
-// The login token stays in an HttpOnly cookie; changes carry the page's CSRF token instead.
+// Requests go through server.js (call, ServerError).
 "use strict";
-const csrf = document.querySelector('meta[name="act2i-csrf"]').content;
-const root = document.querySelector('meta[name="act2i-root"]').content;  // the app's path behind a proxy
 const tags = window.ACT2I_TAGS;
 const $ = (id) => document.getElementById(id);
 let current = null;
 let shownAt = 0;
 let busy = false;
-
-class ServerError extends Error {
-  constructor(message, status) {
-    super(message);
-    this.status = status;
-  }
-}
 
 function buildTags() {
   tags.forEach((tag, i) => {
@@ -26,28 +17,6 @@ function buildTags() {
     label.append(box, ` ${i + 1} ${tag}`);
     $("tags").append(label);
   });
-}
-
-async function call(method, url, body) {
-  const options = { method, headers: { "X-Act2i-CSRF": csrf }, credentials: "same-origin" };
-  if (body !== undefined) {
-    options.headers["Content-Type"] = "application/json";
-    options.body = JSON.stringify(body);
-  }
-  let response, data;
-  try {
-    response = await fetch(root + url, options);
-  } catch {
-    throw new ServerError("This page cannot reach the study server. Check your connection or ask the study " +
-      "organiser whether the server is running, then reload the page; your earlier answers are saved.", 0);
-  }
-  try {
-    data = await response.json();
-  } catch {
-    throw new ServerError(`The study server answered unexpectedly (HTTP ${response.status}); reload the page.`, response.status);
-  }
-  if (!response.ok) throw new ServerError(data.error || response.statusText, response.status);
-  return data;
 }
 
 function show(state) {
