@@ -165,6 +165,19 @@ def test_davidson_equals_an_independent_likelihood_with_ties():
     assert nu == pytest.approx(math.exp(fitted.params[2]), rel=5e-3)
 
 
+@pytest.mark.parametrize("nu", [0.0, 0.5])
+def test_the_vectorised_fit_of_bootstrap_draws_equals_one_fit_per_draw(nu):
+    data = simulated([1.0, 0.2, -0.3, -0.9], nu=nu, prompts=30, seed=5)
+    systems = [f"s{k}" for k in range(4)]
+    wins, ties, prompts = ranking.tallies(data, systems)
+    point = ranking.fit_davidson(wins.sum(0), ties.sum(0))
+    draws = ranking.bootstrap_draws(len(prompts), 60, np.random.default_rng(0))
+    w, t = np.tensordot(draws, wins, 1), np.tensordot(draws, ties, 1)
+    many = ranking.fit_draws(w, t, nu > 0, point)
+    one = np.array([ranking.fit_davidson(w[b], t[b], nu > 0, point)[0] for b in range(len(draws))])
+    assert np.abs(many - one).max() < 1e-6
+
+
 def coverage(reps: int, n_boot: int) -> tuple[float, float]:
     """(share of the true centred strengths inside their 95 % intervals, share of studies whose
     estimated order is the true order) over `reps` simulated studies of 100 raters."""

@@ -105,6 +105,42 @@ def fit_davidson(wins: np.ndarray, ties: np.ndarray, with_ties: bool | None = No
     return theta - theta.mean(), nu
 
 
+def fit_draws(wins: np.ndarray, ties: np.ndarray, with_ties: bool, start: tuple[np.ndarray, float],
+              tol: float = 1e-10, max_iter: int = 5000) -> np.ndarray:
+    """Centred strengths theta[B, K] of Davidson's model for B tallies at once (bootstrap draws:
+    wins[B, K, K], ties[B, K, K]), by the fixed-point iteration of its likelihood equations (Zermelo's
+    for Bradley-Terry, with Davidson's tie term), started from `start`, the point estimate:
+
+        pi_i <- (W_i + T_i / 2) / sum_j n_ij (1 + nu/2 sqrt(pi_j / pi_i)) / D_ij,
+        nu <- T / sum_{i<j} n_ij sqrt(pi_i pi_j) / D_ij
+
+    Vectorised over the draws (a hundred times faster than one L-BFGS fit per draw, and equal to it
+    within 1e-6, tests/test_pairwise.py); a system without a win in a draw stops at log-strength -30
+    as `fit_davidson` does."""
+    n = wins + wins.transpose(0, 2, 1) + ties
+    score = wins.sum(2) + 0.5 * ties.sum(2)
+    tied = ties.sum((1, 2)) / 2
+    pi = np.broadcast_to(np.exp(start[0]), score.shape).copy()
+    nu = np.full(len(pi), start[1] if with_ties else 0.0)
+    for _ in range(max_iter):
+        root = np.sqrt(pi[:, :, None] * pi[:, None, :])
+        d = pi[:, :, None] + pi[:, None, :] + nu[:, None, None] * root
+        denominator = (n * (1 + 0.5 * nu[:, None, None] * np.sqrt(pi[:, None, :] / pi[:, :, None])) / d).sum(2)
+        new = np.where(denominator > 0, score / np.where(denominator > 0, denominator, 1.0), pi)
+        new = np.maximum(new, np.exp(-30.0))
+        new /= np.exp(np.log(new).mean(1, keepdims=True))
+        if with_ties:
+            root = np.sqrt(new[:, :, None] * new[:, None, :])
+            d = new[:, :, None] + new[:, None, :] + nu[:, None, None] * root
+            nu = tied / np.maximum((n * root / d).sum((1, 2)) / 2, 1e-300)
+        change = np.abs(np.log(new) - np.log(pi)).max()
+        pi = new
+        if change < tol:
+            break
+    theta = np.log(pi)
+    return theta - theta.mean(1, keepdims=True)
+
+
 def rank(comparisons: pd.DataFrame, systems: list[str] | None = None, n_boot: int = 1000, confidence: float = 0.95,
          seed: int = 0) -> tuple[pd.DataFrame, float]:
     """One row per system, strongest first: strength (centred log-strength) with its prompt-bootstrap
@@ -114,8 +150,7 @@ def rank(comparisons: pd.DataFrame, systems: list[str] | None = None, n_boot: in
     theta, nu = fit_davidson(wins.sum(0), ties.sum(0))
     with_ties = bool(ties.sum() > 0)
     draws = bootstrap_draws(len(prompts), n_boot, rng_for(seed, "ranking", *systems))
-    boot = np.array([fit_davidson(np.tensordot(d, wins, 1), np.tensordot(d, ties, 1), with_ties, (theta, nu))[0]
-                     for d in draws])
+    boot = fit_draws(np.tensordot(draws, wins, 1), np.tensordot(draws, ties, 1), with_ties, (theta, nu))
     low, high = interval(boot, len(prompts), confidence)
     total, tied = wins.sum(0), ties.sum(0)
     played = total.sum(1) + total.sum(0) + tied.sum(1)
@@ -223,12 +258,12 @@ def agreement(human: pd.DataFrame, judge: pd.DataFrame, pairs: pd.DataFrame, sys
         reference = theirs.set_index("system")["strength"].reindex(systems).to_numpy()
         mine = fit_davidson(jw.sum(0), jt.sum(0))[0]
         tau = kendalltau(mine, reference).statistic
-        taus = []
-        for d in bootstrap_draws(len(union), max(n_boot // 5, 20), rng_for(seed, "kendall", name)):
-            h = fit_davidson(np.tensordot(d, hw, 1), np.tensordot(d, ht, 1), bool(ht.sum() > 0))[0]
-            j = fit_davidson(np.tensordot(d, jw, 1), np.tensordot(d, jt, 1), bool(jt.sum() > 0))[0]
-            taus.append(kendalltau(j, h).statistic)
-        taus = np.nan_to_num(np.array(taus), nan=0.0)
+        kendall = bootstrap_draws(len(union), n_boot, rng_for(seed, "kendall", name))
+        h = fit_draws(np.tensordot(kendall, hw, 1), np.tensordot(kendall, ht, 1), bool(ht.sum() > 0),
+                      fit_davidson(hw.sum(0), ht.sum(0)))
+        j = fit_draws(np.tensordot(kendall, jw, 1), np.tensordot(kendall, jt, 1), bool(jt.sum() > 0),
+                      fit_davidson(jw.sum(0), jt.sum(0)))
+        taus = np.nan_to_num(np.array([kendalltau(a, b).statistic for a, b in zip(j, h)]), nan=0.0)
         low, high = interval(boot, len(prompts), confidence)
         tau_low, tau_high = interval(taus, len(union), confidence)
         rows.append({"judge": name, "pairwise_accuracy": accuracy, "ci_low": low, "ci_high": high, "kendall_tau": tau,
