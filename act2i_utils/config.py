@@ -174,6 +174,9 @@ class EvaluateConfig:
     vlm_api_max_retries: int = spec(4, expect="an integer >= 0", check=non_negative)
     vlm_api_top_logprobs: int = spec(20, expect="a positive integer", check=positive)  # OpenAI and vLLM allow 20
     vlm_api_samples: int = spec(10, expect="a positive integer", check=positive)  # answers sampled without logprobs
+    # merged into every request, e.g. {chat_template_kwargs: {enable_thinking: false}} for a thinking model on vLLM
+    vlm_api_extra_body: dict[str, Any] = field(default_factory=dict)
+    vlm_api_system_prompt: str | None = None  # a system message before each question
 
 
 @dataclass(frozen=True)
@@ -316,6 +319,14 @@ def _cross_checks(p: Profile) -> list[tuple[str, str]]:
             problems.append(("enrich.model", f"must name a model when enrich.{key} is '{value}'"))
         if value == "openai" and not p.enrich.base_url:
             problems.append(("enrich.base_url", f"must be set when enrich.{key} is 'openai'"))
+    reserved = sorted(set(p.evaluate.vlm_api_extra_body) & {"model", "messages", "max_tokens", "temperature", "logprobs",
+                                                             "top_logprobs", "n", "seed"})
+    if reserved:
+        problems.append(("evaluate.vlm_api_extra_body", f"sets {', '.join(reserved)}, which the judge sets itself; "
+                                                        "use evaluate.vlm_api_top_logprobs or leave them out"))
+    for key, url in (("enrich.base_url", p.enrich.base_url), ("evaluate.vlm_api_base_url", p.evaluate.vlm_api_base_url)):
+        if url and not url.lower().startswith(("http://", "https://")):
+            problems.append((key, f"is '{url}', which must begin with http:// or https:// (e.g. http://{url.split('://')[-1]})"))
     if "vlm_api" in p.evaluate.metrics and not p.evaluate.vlm_api_base_url:
         problems.append(("evaluate.vlm_api_base_url", "must be set when evaluate.metrics names vlm_api "
                                                       "(the server's URL, e.g. http://localhost:8000/v1)"))

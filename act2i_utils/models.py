@@ -89,13 +89,14 @@ def folder_hash(folder: str | Path) -> str:
     for path in files:
         stat = path.stat()
         digest.update(str(path.relative_to(folder)).encode())
-        digest.update(_file_hash(str(path), stat.st_size, stat.st_mtime_ns).encode())
+        digest.update(_file_hash(str(path), stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino).encode())
     return digest.hexdigest()
 
 
 @functools.lru_cache(maxsize=4096)
-def _file_hash(path: str, size: int, mtime_ns: int) -> str:
-    """Content hash of one file; memoised on (path, size, mtime) so reloads cost nothing."""
+def _file_hash(path: str, size: int, mtime_ns: int, ctime_ns: int, inode: int) -> str:
+    """Content hash of one file; memoised on its path and status so reloads cost nothing. The status
+    change time is part of the key: any write sets it, and no one can set it back (mtime can be)."""
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):

@@ -2,7 +2,7 @@
 llama.cpp, OpenAI, Gemini's compatible endpoint), shared by the enrichment backend and the API judge.
 
 It keeps `concurrency` requests in flight, gives each `timeout_s`, retries a refused connection, a
-timeout, a 429 or a 5xx with exponential backoff (honouring the server's Retry-After), reads the API
+timeout, a dropped connection, a 429 or a 5xx with exponential backoff (honouring the server's Retry-After), reads the API
 key from an environment variable (never from a profile) and ends every failure in one sentence that
 names the setting to change. `settings` is the profile prefix those sentences use ("enrich." for
 enrich.base_url, enrich.timeout_s, ...; "evaluate.vlm_api_" for evaluate.vlm_api_base_url, ...).
@@ -38,6 +38,9 @@ class ChatClient:
     def __init__(self, base_url: str, *, api_key_env: str = "OPENAI_API_KEY", concurrency: int = 8,
                  timeout_s: float = 120.0, max_retries: int = 4, settings: str = "enrich.",
                  error: type[ApiError] | type[Act2iError] = ApiError):
+        if not base_url.lower().startswith(("http://", "https://")):
+            raise error(f"{settings}base_url is '{base_url}', which must begin with http:// or https:// "
+                        f"(e.g. http://{base_url.split('://')[-1]}).")
         self.base_url = base_url.rstrip("/")
         self.api_key_env, self.concurrency, self.timeout_s = api_key_env, concurrency, timeout_s
         self.max_retries, self.settings, self.error = max_retries, settings, error
@@ -85,6 +88,8 @@ class ChatClient:
             raise _Transient("unreachable") from None
         except httpx.TimeoutException:
             raise _Transient("timeout") from None
+        except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError):  # the server dropped the connection
+            raise _Transient("disconnected") from None
         status = response.status_code
         if status in (401, 403):
             raise self._rejected(status, response, (
@@ -119,7 +124,7 @@ class ChatClient:
 
 
 class _Transient(Exception):
-    """A failure that may pass: refused connection, timeout, 429 or 5xx."""
+    """A failure that may pass: refused connection, timeout, dropped connection, 429 or 5xx."""
 
     def __init__(self, kind: str, retry_after: str | None = None):
         super().__init__(kind)
@@ -132,6 +137,9 @@ class _Transient(Exception):
         if self.kind == "timeout":
             return (f"The server at {client.base_url} gave no answer within {client.timeout_s:g} s after {tries} tries; "
                     f"raise {client.settings}timeout_s, lower {client.settings}concurrency, or check the server.")
+        if self.kind == "disconnected":
+            return (f"The server at {client.base_url} closed the connection without an answer after {tries} tries; "
+                    f"check its log (it may have crashed or run out of memory), or lower {client.settings}concurrency.")
         return f"The server at {client.base_url} kept answering {self.kind} after {tries} tries; try again later."
 
 

@@ -45,7 +45,8 @@ BENCHMARK_COLUMNS = [
 # why a row is flagged agents_not_found.
 AGENT_COLUMNS = ["animal1_count", "animal1_attributes", "animal2_count", "animal2_attributes", "scene_objects",
                  "agents_note"]
-BENCHMARK_EXTRA = ["action_key", "action_template", "flags", *AGENT_COLUMNS, "metadata"]
+# `reciprocal`: the action reads the same both ways (true/false; from the actions data, else words.reciprocal).
+BENCHMARK_EXTRA = ["action_key", "action_template", "reciprocal", "flags", *AGENT_COLUMNS, "metadata"]
 LABELS = {
     "rarity_label": ("common", "plausible", "rare"),
     "emotional_valence": ("aggressive", "defensive", "affiliative", "communicative"),
@@ -229,6 +230,8 @@ def validate_benchmark(frame: pd.DataFrame, source: str | Path = "benchmark") ->
     for column in BENCHMARK_COLUMNS + [c for c in BENCHMARK_EXTRA if c in frame.columns]:
         values = frame[column].tolist() if column in frame.columns else [None] * len(frame)
         columns[column] = pd.Series([_text(v) for v in values], dtype=object)  # object keeps None as None
+    if "reciprocal" in columns:
+        columns["reciprocal"] = _flags(frame["reciprocal"].tolist(), source, names.get("reciprocal", "reciprocal"))
     out = pd.DataFrame(columns)
     if out["id"].isna().all():
         out["id"] = pd.Series([f"p{i:04d}" for i in range(1, len(out) + 1)], dtype=object)
@@ -258,6 +261,23 @@ def validate_benchmark(frame: pd.DataFrame, source: str | Path = "benchmark") ->
         rows = [str(i + 1) for i in dupes.index[dupes == first]]
         raise InputError(f"{source}: duplicate id '{first}' in rows {', '.join(rows)}; ids must be unique.")
     return out
+
+
+TRUE, FALSE = {"true", "yes", "1", "y", "t"}, {"false", "no", "0", "n", "f"}
+
+
+def _flags(values: list, source, name: str) -> pd.Series:
+    """A true/false column (bool; object with None where some rows leave it empty)."""
+    out = []
+    for i, value in enumerate(values, 1):
+        text = None if isinstance(value, bool) else _text(value)
+        if isinstance(value, bool) or text is None:
+            out.append(value if isinstance(value, bool) else None)
+        elif text.lower() in TRUE | FALSE:
+            out.append(text.lower() in TRUE)
+        else:
+            raise InputError(f"{source}: row {i} has {name} {value!r}; expected true or false (or empty).")
+    return pd.Series(out, dtype=bool if None not in out else object)
 
 
 def _label(value: str) -> str:

@@ -63,7 +63,7 @@ def _describe(tp) -> str:
 
 
 def _plural(tp) -> str:
-    simple = {int: "integers", float: "numbers", str: "strings", bool: "true/false values"}
+    simple = {int: "integers", float: "numbers", str: "strings", bool: "true/false values", Any: "any values"}
     if tp in simple:
         return simple[tp]
     if dataclasses.is_dataclass(tp):
@@ -72,6 +72,8 @@ def _plural(tp) -> str:
 
 
 def _convert(value: Any, tp, key: str) -> Any:
+    if tp is Any:  # a free-form value (a request's extra fields): YAML's own types
+        return value
     origin, args = get_origin(tp), get_args(tp)
     if origin in (Union, types.UnionType):
         if value is None and type(None) in args:

@@ -205,3 +205,44 @@ def count_number(count: str | None) -> int | None:
 def number_word(number: int) -> str:
     """4 -> "four"; numbers above twenty stay digits."""
     return _NUMBER_WORDS[number] if 0 <= number < len(_NUMBER_WORDS) else str(number)
+
+
+RECIPROCAL_WORDS = ("each other", "one another", "together", "mutually")
+
+
+def reciprocal(action: str | None, template: str | None = None) -> bool:
+    """Whether an action reads the same both ways (no role to reverse): both agents as the subject
+    ("{a} and {b} wrestling"), "each other" or
+    "together"; a verb that is mutual by meaning (wrestling, greeting, facing: `mutual_verbs` of the
+    lexicon) unless a particle makes it one-sided (fighting off, facing down); or a phrase ending in
+    "with" (playing with, touching noses with) unless its verb is one-sided with "with" (fleeing with,
+    catching up with: `one_sided_with`) or a particle precedes "with" (making off with)."""
+    if template and template.lstrip().startswith("{a} and {b}"):
+        return True
+    if action is None and template and "{a}" in template and "{b}" in template:
+        action = template.split("{a}", 1)[1].split("{b}", 1)[0]
+    text = " ".join((action or "").lower().replace("-", " - ").split()).replace(" - ", "-")
+    if not text:
+        return False
+    if any(f" {w} " in f" {text} " for w in RECIPROCAL_WORDS):
+        return True
+    words = text.split()
+    lex = lexicon()
+    first, pair = words[0], " ".join(words[:2])
+    particle = len(words) > 1 and words[1] in lex["one_sided_particles"]
+    if pair in _verb_forms(*lex["mutual_verbs"]) or (first in _verb_forms(*lex["mutual_verbs"]) and not particle):
+        return True
+    if words[-1] == "with" and len(words) > 1:
+        return first not in _verb_forms(*lex["one_sided_with"]) and words[-2] not in lex["one_sided_particles"]
+    return False
+
+
+@functools.lru_cache(maxsize=None)
+def _verb_forms(*bases: str) -> frozenset:
+    """Every form of the verbs (and phrasal verbs: "face off" gives "facing off") act2i writes."""
+    forms = set()
+    for base in bases:
+        verb, *rest = base.split()
+        tail = [" ".join(rest)] if rest else []
+        forms |= {" ".join([form, *tail]) for form in (verb, ing(verb), third_person(verb))}
+    return frozenset(forms)

@@ -4,7 +4,8 @@ import math
 
 import pytest
 
-from act2i_utils.evaluate.atoms import ATOMS, atom_scores, reciprocal, soft_tifa
+from act2i_utils.evaluate.atoms import ATOMS, atom_scores, soft_tifa
+from act2i_utils.words import reciprocal
 from act2i_utils.evaluate.geometry import interaction_geometry, iou, relative_gap
 
 ANSWERS = {"vqa": 0.7, "vqa_agent1": 0.9, "vqa_agent2": 0.8, "vqa_event": 0.6, "vqa_action": 0.5, "vqa_reversed": 0.2}

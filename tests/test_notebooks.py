@@ -31,6 +31,8 @@ def test_notebook_is_thin_and_clean(path):
     params = pm.inspect_notebook(str(path))
     assert set(params) == ({"run_dir", "metric"} if path.name == "07_explore.ipynb" else {"run_dir", "profile", "overrides"})
     assert nb.metadata["kernelspec"]["name"] == "act2i"
+    title = nb.cells[0].source.splitlines()[0]
+    assert nb.cells[0].cell_type == "markdown" and title.startswith(f"# {path.name[:2]} · "), title
     for cell in code:
         for node in ast.walk(ast.parse(cell.source)):
             assert not isinstance(node, (ast.FunctionDef, ast.ClassDef)), "move functions into act2i_utils"

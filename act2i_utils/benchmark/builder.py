@@ -112,6 +112,7 @@ def _row(a: Agent, action: Action, b: Agent, label: str) -> dict:
         "temporal_prompt": None,
         "action_key": action.key,
         "action_template": action.template,
+        "reciprocal": action.reciprocal,
     }
 
 

@@ -6,6 +6,7 @@ import pandas as pd
 
 from ..fileio import write_parquet
 from ..schema import LABELS
+from ..words import reciprocal
 from .builder import build_benchmark
 from .parsing import NOT_FOUND, parser_name
 from .sources import read_source, with_agents
@@ -38,8 +39,9 @@ def run(run) -> pd.DataFrame:
 
 def with_templates(table: pd.DataFrame, agents: str = "animals") -> pd.DataFrame:
     """An imported table with `action_key` and `action_template` filled where a shipped taxonomy
-    (the profile's agent set first) has the action's phrase; None where none has it."""
-    known: dict[str, tuple[str, str]] = {}
+    (the profile's agent set first) has the action's phrase (None where none has it), and
+    `reciprocal` where the file leaves it empty: the taxonomy's, else `words.reciprocal`."""
+    known: dict[str, tuple[str, str, bool]] = {}
     sets = [agents] + sorted(p.name for p in DATA.iterdir() if p.is_dir() and p.name != agents)
     for name in sets:
         try:
@@ -47,12 +49,15 @@ def with_templates(table: pd.DataFrame, agents: str = "animals") -> pd.DataFrame
         except Exception:  # noqa: BLE001 - a custom folder that does not load offers no templates
             continue
         for action in actions:
-            known.setdefault(action.phrase, (action.key, action.template))
+            known.setdefault(action.phrase, (action.key, action.template, action.reciprocal))
     out = table.copy()
     found = [known.get(phrase) if phrase else None for phrase in out["action"]]
     for column, i in (("action_key", 0), ("action_template", 1)):
         given = out[column] if column in out else [None] * len(out)
         out[column] = pd.Series([g if g is not None else (f[i] if f else None) for g, f in zip(given, found)], dtype=object)
+    given = out["reciprocal"] if "reciprocal" in out else [None] * len(out)
+    out["reciprocal"] = pd.Series([bool(g) if g is not None else (f[2] if f else reciprocal(a, t))
+                                   for g, f, a, t in zip(given, found, out["action"], out["action_template"])], dtype=bool)
     return out
 
 

@@ -7,7 +7,7 @@ rarity rule (`rarity.py`) and are optional:
 
 | file | holds |
 |---|---|
-| `actions.yaml` | the actions: template, the three semantic labels, a role, and optionally what the rule asks (`needs`, `fits`, `documented`, `friendly`) |
+| `actions.yaml` | the actions: template, the three semantic labels, a role, and optionally what the rule asks (`needs`, `fits`, `documented`, `friendly`) and `reciprocal` (true when the action reads the same both ways; default `words.reciprocal`) |
 | `agents.csv` | the agents: `name, article, class, size, diet, habitats`, and optionally `realms` (biogeographic realms, or domains for people), `climates` (polar, cold, temperate, tropical), `medium` (land, water, both), `status` (wild, domestic, commensal, person), `group` (kin group), `hunts` (prey sizes: `large` or `small-huge`), `source`, `aliases` |
 | `abilities.yaml` | what each agent can do at all (calls, kicks, stalks, ...), each member with a reason |
 | `interactions.csv` | the curated table of documented interactions: `agent1, relation, agent2, source` |
@@ -30,6 +30,7 @@ import yaml
 
 from ..errors import InputError
 from ..schema import LABELS
+from ..words import reciprocal as reciprocal_phrase
 
 DATA = Path(__file__).parent / "data"
 SIZES = ("minute", "tiny", "small", "medium", "large", "huge")
@@ -88,6 +89,7 @@ class Action:
     fits: tuple[str, ...] = ()  # alternatives, each "kind & kind"; one must hold for a plausible pair
     documented: tuple[str, ...] = ()  # relations that document it: "preys_on", "~preys_on" ({b} is agent1), "preys_on?chases"
     friendly: bool = False  # affiliative: never between enemies
+    reciprocal: bool = False  # reads the same both ways: no role-reversed question (default: words.reciprocal)
 
     @property
     def phrase(self) -> str:
@@ -251,7 +253,11 @@ def _load_actions(path: Path) -> list[Action]:
             if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v.strip() for v in value):
                 raise InputError(f"{path}: action '{base['key']}' {name} must be a list of words.")
             lists[name] = tuple(v.strip() for v in value)
-        action = Action(**base, **lists, friendly=bool(item.get("friendly", defaults.get("friendly", False))))
+        reciprocal = item.get("reciprocal")
+        if reciprocal is not None and not isinstance(reciprocal, bool):
+            raise InputError(f"{path}: action '{base['key']}' reciprocal must be true or false, got {reciprocal!r}.")
+        action = Action(**base, **lists, friendly=bool(item.get("friendly", defaults.get("friendly", False))),
+                        reciprocal=reciprocal_phrase(None, base["template"]) if reciprocal is None else reciprocal)
         for label in ("emotional_valence", "spatial_topology", "temporal_extent"):
             if getattr(action, label) not in LABELS[label]:
                 raise InputError(f"{path}: action '{action.key}' has {label} '{getattr(action, label)}'; expected one of {', '.join(LABELS[label])}.")

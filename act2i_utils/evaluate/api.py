@@ -7,7 +7,11 @@ answer token's top log-probabilities, summing the variants of Yes ("Yes", "yes",
 against those of No, as GenEval 2 does: P = sum(yes) / (sum(yes) + sum(no)). GenEval 2 takes each
 variant's first token; not knowing the server's tokenizer, we count a token as Yes when, stripped and
 lower-cased, it begins "yes" ("Yes", " yes", or "Y" where "Yes" is split), likewise for No. An answer
-whose top tokens hold neither is left out.
+whose top tokens hold neither (a "thinking" model that begins with `<think>`, a chat template that
+adds text) gives no value: it is never cached, the stage says how many there were with an example,
+and a rerun asks for exactly those again. `evaluate.vlm_api_extra_body` is merged into every request
+(vLLM: `{chat_template_kwargs: {enable_thinking: false}}`) and `evaluate.vlm_api_system_prompt`
+goes first as a system message; both key the cache.
 
 Where a server gives no log-probabilities, the judge asks for `n` sampled first tokens instead
 (temperature 1) and takes the share of Yes among the yes/no ones; the scores table says so in its
@@ -21,7 +25,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import json
 import math
+import threading
 
 from ..errors import Act2iError
 from ..openai_client import ChatClient
@@ -73,11 +79,16 @@ class VlmApiJudge:
     metrics = VQA_METRICS
 
     def __init__(self, model: str, base_url: str | None, *, api_key_env: str = "OPENAI_API_KEY", concurrency: int = 8,
-                 timeout_s: float = 60.0, max_retries: int = 4, top_logprobs: int = 20, samples: int = 10):
+                 timeout_s: float = 60.0, max_retries: int = 4, top_logprobs: int = 20, samples: int = 10,
+                 extra_body: dict | None = None, system_prompt: str | None = None):
         if not base_url:
             raise JudgeError("The vlm_api judge needs evaluate.vlm_api_base_url, the server's address such as "
                              "http://localhost:8000/v1 (docs/judges.md shows how to serve a judge with vLLM).")
         self.model_ref, self.top_logprobs, self.samples = model, top_logprobs, samples
+        self.extra_body, self.system_prompt = dict(extra_body or {}), system_prompt
+        self.empty: list[str] = []  # the first tokens of answers that held neither answer word
+        self.asked = 0  # answers asked for
+        self._lock = threading.Lock()
         self.client = ChatClient(base_url, api_key_env=api_key_env, concurrency=concurrency, timeout_s=timeout_s,
                                  max_retries=max_retries, settings="evaluate.vlm_api_", error=JudgeError)
         self.sampled = False  # set once the server shows that it gives no log-probabilities
@@ -87,35 +98,70 @@ class VlmApiJudge:
         return f"api:{self.model_ref}"
 
     def signature(self, item: dict) -> str:
-        return "|".join([*self.questions(item).values(), f"top{self.top_logprobs}", f"n{self.samples}"])
+        settings = [f"top{self.top_logprobs}", f"n{self.samples}"]
+        if self.extra_body or self.system_prompt:  # (absent from older keys: their caches stay valid)
+            settings.append(json.dumps([self.extra_body, self.system_prompt], sort_keys=True))
+        return "|".join([*self.questions(item).values(), *settings])
 
     @staticmethod
     def questions(item: dict) -> dict[str, str]:
         return item_questions(item)
 
-    def score(self, images, items):
+    def score(self, images, items, only: list | None = None):
+        """metric -> P(Yes) per image; `only[i]`, where given, the metrics still to ask of image i. A
+        question without an answer is listed in the image's `_missing` (never cached as a value)."""
         urls = [data_url(im) for im in images]
-        pairs = [(i, metric, q) for i, item in enumerate(items) for metric, q in self.questions(item).items()]
+        pairs = [(i, metric, q) for i, item in enumerate(items) for metric, q in self.questions(item).items()
+                 if not only or not only[i] or metric in only[i]]
         answers = self.client.map(lambda pair: self.ask(urls[pair[0]], pair[2]), pairs)
         out = [{} for _ in items]
         for (i, metric, _), (p, sampled) in zip(pairs, answers):
             if p is not None:
                 out[i][metric] = p
+            else:
+                out[i].setdefault("_missing", []).append(metric)
             if sampled:
                 out[i]["_judge"] = f"{self.model_ref} [sampled n={self.samples}]"
         return out
 
+    def messages(self, content: list) -> list:
+        system = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
+        return [*system, {"role": "user", "content": content}]
+
+    def body(self, messages: list, **settings) -> dict:
+        return {**self.extra_body, "model": self.model_ref, "messages": messages, "max_tokens": 1, **settings}
+
+    def empty_note(self, words: str = "yes nor no") -> str | None:
+        """One sentence on the answers that gave no value (None when every answer did)."""
+        if not self.empty:
+            return None
+        return (f"{len(self.empty)} of {self.asked} answers from the vlm_api judge ({self.model_ref}) held neither "
+                f"{words} among their first tokens (one began {self.empty[0]}), so they have no value and are not "
+                "cached: a rerun asks for exactly these again; for a model that thinks first or a chat template that "
+                "adds text, set evaluate.vlm_api_extra_body (vLLM: {chat_template_kwargs: {enable_thinking: false}}) "
+                "or evaluate.vlm_api_system_prompt (e.g. 'Answer with one word.').")
+
+    def count_asked(self) -> None:
+        with self._lock:
+            self.asked += 1
+
+    def note_empty(self, entry: dict | None, text: str | None) -> None:
+        """Remember what an answer without an answer word began with (for the stage's one sentence)."""
+        tops = [t.get("token") for t in (entry or {}).get("top_logprobs") or []][:3]
+        first = repr((entry or {}).get("token", text))
+        with self._lock:
+            self.empty.append(first + (f" (top tokens {', '.join(map(repr, tops))})" if tops else ""))
+
     @staticmethod
     def derive(values: dict, item: dict) -> dict:
-        return soft_tifa(values, item.get("action"))
+        return soft_tifa(values, item.get("action"), item.get("reciprocal"))
 
     def ask(self, url: str, question: str) -> tuple[float | None, bool]:
         """P(Yes) for one (image, question) and whether it came from sampled answers."""
-        messages = [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": url}},
-                                                 {"type": "text", "text": question}]}]
+        self.count_asked()
+        messages = self.messages([{"type": "image_url", "image_url": {"url": url}}, {"type": "text", "text": question}])
         if not self.sampled:
-            body = {"model": self.model_ref, "messages": messages, "max_tokens": 1, "temperature": 0.0,
-                    "logprobs": True, "top_logprobs": self.top_logprobs}
+            body = self.body(messages, temperature=0.0, logprobs=True, top_logprobs=self.top_logprobs)
             try:
                 reply = self.client.complete(body)
             except JudgeError as err:
@@ -126,7 +172,10 @@ class VlmApiJudge:
                 choice = self._choice(reply)
                 entries = ((choice.get("logprobs") or {}).get("content") or [])
                 if entries:
-                    return yes_share_from_logprobs(entries[0]), False
+                    share = yes_share_from_logprobs(entries[0])
+                    if share is None:
+                        self.note_empty(entries[0], None)
+                    return share, False
                 self.sampled = True
         return self._sampled_share(messages, url, question), True
 
@@ -134,11 +183,13 @@ class VlmApiJudge:
         seed = int(hashlib.sha256(f"{url}|{question}".encode()).hexdigest()[:8], 16) & 0x7FFFFFFF
         words = []
         while len(words) < self.samples:  # a server may give fewer than n choices per request
-            body = {"model": self.model_ref, "messages": messages, "max_tokens": 1, "temperature": 1.0,
-                    "n": self.samples - len(words), "seed": seed + len(words)}
+            body = self.body(messages, temperature=1.0, n=self.samples - len(words), seed=seed + len(words))
             choices = self._choice(self.client.complete(body), all_choices=True)
-            words += [answer_word((c.get("message") or {}).get("content")) for c in choices]
+            texts = [(c.get("message") or {}).get("content") for c in choices]
+            words += [answer_word(t) for t in texts]
         yes, no = words.count(YES), words.count(NO)
+        if yes + no == 0:
+            self.note_empty(None, texts[0] if texts else "")
         return yes / (yes + no) if yes + no else None
 
     def _choice(self, reply: dict, all_choices: bool = False):

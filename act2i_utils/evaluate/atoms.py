@@ -22,14 +22,17 @@ each atom's soft score is the judge's probability of the *right* answer:
   chasing the wolf? no" earns nothing in an image without an elk; an agent's count and attribute
   atoms count times P(that agent there).
 
-A reciprocal action ("competing for dominance with", "huddling with", "hugging") reads the same both
-ways, so its reversed question has no wrong answer and is left out. Enriched variants are judged on
+A reciprocal action ("competing for dominance with", "huddling with", "wrestling") reads the same both
+ways, so its reversed question has no wrong answer and is left out. Whether an action is reciprocal
+is data: the benchmark's `reciprocal` column (from the actions data), else `words.reciprocal`. Enriched variants are judged on
 their base prompt's atoms: every variant of a prompt shares one target.
 """
 
 from __future__ import annotations
 
 import math
+
+from ..words import reciprocal as reciprocal_rule
 
 # atom -> (the right answer is "yes", the atoms it depends on)
 ATOMS: dict[str, tuple[bool, tuple[str, ...]]] = {
@@ -44,31 +47,23 @@ ATOMS: dict[str, tuple[bool, tuple[str, ...]]] = {
     "vqa_attribute2": (True, ("vqa_agent2",)),
 }
 SOFT_TIFA = ("soft_tifa_am", "soft_tifa_gm", "soft_tifa_dsg")
-RECIPROCAL_VERBS = ("hugging", "high-fiving", "kissing", "meeting")
-
-
-def reciprocal(action: str | None) -> bool:
-    """Whether the action reads the same both ways: "... with" (play-fighting with, huddling with) or
-    a verb of mutual contact (hugging, high-fiving)."""
-    words = (action or "").strip().lower()
-    return words.endswith(" with") or words.split(" ")[0] in RECIPROCAL_VERBS
-
-
-def atom_scores(values: dict, action: str | None) -> dict[str, float]:
-    """atom -> the judge's probability of the right answer, for the atoms the judge answered."""
+def atom_scores(values: dict, action: str | None, reciprocal: bool | None = None) -> dict[str, float]:
+    """atom -> the judge's probability of the right answer, for the atoms the judge answered.
+    `reciprocal`: the benchmark row's value (None: the rule's, from the action phrase)."""
+    symmetric = reciprocal_rule(action) if reciprocal is None else reciprocal
     scores = {}
     for atom, (yes, _) in ATOMS.items():
-        if atom not in values or (atom == "vqa_reversed" and reciprocal(action)):
+        if atom not in values or (atom == "vqa_reversed" and symmetric):
             continue
         p = min(max(float(values[atom]), 0.0), 1.0)
         scores[atom] = p if yes else 1.0 - p
     return scores
 
 
-def soft_tifa(values: dict, action: str | None) -> dict[str, float]:
+def soft_tifa(values: dict, action: str | None, reciprocal: bool | None = None) -> dict[str, float]:
     """`soft_tifa_am`, `soft_tifa_gm` and `soft_tifa_dsg` from one image's VQA answers (metric ->
     P("Yes")); nothing when the judge answered no atom (a prompt without agents)."""
-    scores = atom_scores(values, action)
+    scores = atom_scores(values, action, reciprocal)
     if not scores:
         return {}
     n = len(scores)

@@ -30,7 +30,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from ..models import load_model
+from ..models import load_model, model_identity
 from .atoms import SOFT_TIFA, soft_tifa
 from .geometry import interaction_geometry
 from .questions import action_caption, vqa_questions, with_article
@@ -45,8 +45,9 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 class Judge(Protocol):
     """What every judge offers: its name, the metrics it emits, the model it runs, the text that
     keys an item's judgement in the cache, and a batched `score`. Optional: `derive(values, item)`
-    (metrics computed from the cached values) and `identity()` (what keys the cache instead of the
-    model's content hash, for a model served elsewhere)."""
+    (metrics computed from the cached values) and `identity()` (what keys the cache: the content hash
+    of the weights the judge loaded, or a served model's name; without it, the hash of what is on
+    disk now)."""
 
     name: str
     metrics: tuple[str, ...]
@@ -72,6 +73,7 @@ class ClipJudge:
         from transformers import AutoProcessor, CLIPModel
 
         self.model_ref, self.device = model, device
+        self.weights = model_identity(model)  # what it loads now, even if the folder changes later
         self.model = load_model(model, CLIPModel.from_pretrained, what=what, run=run).to(device).eval()
         self.processor = load_model(processor or model, AutoProcessor.from_pretrained, what=f"{what}'s processor")
         self._text_cache: dict[str, torch.Tensor] = {}
@@ -107,6 +109,9 @@ class ClipScore:
     def __init__(self, clip: ClipJudge):
         self.clip, self.model_ref = clip, clip.model_ref
 
+    def identity(self) -> str:
+        return self.clip.weights
+
     def signature(self, item: dict) -> str:
         return item["base_prompt"]
 
@@ -127,6 +132,9 @@ class PickScore:
         self.model_ref, self.processor_ref = model, processor
         self.scale = float(self.clip.model.logit_scale.detach().exp())
 
+    def identity(self) -> str:
+        return self.clip.weights
+
     def signature(self, item: dict) -> str:
         return f"{item['base_prompt']}|{self.processor_ref or ''}"
 
@@ -146,6 +154,9 @@ class ActionClassifier:
         templates = actions if isinstance(actions, dict) else {a: None for a in actions}
         self.clip, self.model_ref = clip, clip.model_ref
         self.actions, self.templates = list(templates), dict(templates)
+
+    def identity(self) -> str:
+        return self.clip.weights
 
     def applies(self, item: dict) -> bool:
         return bool(item.get("action")) and item["action"] in self.templates
@@ -186,12 +197,16 @@ class VqaJudge:
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
         self.model_ref, self.device = model, device
+        self.weights = model_identity(model)
         self.processor = load_model(model, AutoProcessor.from_pretrained, what="VQA processor")
         self.processor.tokenizer.padding_side = "left"  # the answer is read at the last position
         dtype = torch.float32 if device == "cpu" else torch.float16
         self.model = load_model(model, AutoModelForImageTextToText.from_pretrained, what="VQA model", run=run,
                                 dtype=dtype).to(device).eval()
         self.yes_id = self.processor.tokenizer("Yes", add_special_tokens=False)["input_ids"][0]
+
+    def identity(self) -> str:
+        return self.weights
 
     def signature(self, item: dict) -> str:
         return "|".join(self.questions(item).values())
@@ -232,7 +247,7 @@ class VqaJudge:
 
     @staticmethod
     def derive(values: dict, item: dict) -> dict:
-        return soft_tifa(values, item.get("action"))
+        return soft_tifa(values, item.get("action"), item.get("reciprocal"))
 
 
 class Detector:
@@ -247,10 +262,14 @@ class Detector:
         from transformers import AutoModelForZeroShotObjectDetection, AutoProcessor
 
         self.model_ref, self.device, self.threshold, self.tolerance = model, device, threshold, contact_tolerance
+        self.weights = model_identity(model)
         self.model = load_model(model, AutoModelForZeroShotObjectDetection.from_pretrained, what="object detector",
                                 run=run).to(device).eval()
         self.processor = load_model(model, AutoProcessor.from_pretrained, what="object detector's processor")
         self.owl = self.model.config.model_type in ("owlv2", "owlvit")
+
+    def identity(self) -> str:
+        return self.weights
 
     @staticmethod
     def applies(item: dict) -> bool:
@@ -308,6 +327,7 @@ class ReferenceSimilarity:
         from transformers import AutoImageProcessor, AutoModel
 
         self.model_ref, self.device, self.folder = model, device, Path(folder)
+        self.weights = model_identity(model)
         self.model = load_model(model, AutoModel.from_pretrained, what="DINOv2 model", run=run).to(device).eval()
         self.processor = load_model(model, AutoImageProcessor.from_pretrained, what="DINOv2 processor")
         self.centroids, missing = {}, []
@@ -325,6 +345,9 @@ class ReferenceSimilarity:
         for action in sorted(self.centroids):
             digest.update(action.encode() + self.centroids[action].numpy().tobytes())
         self.reference_hash = digest.hexdigest()[:16]
+
+    def identity(self) -> str:
+        return self.weights
 
     def embed(self, images):
         import torch

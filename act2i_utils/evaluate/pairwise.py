@@ -16,13 +16,13 @@ images' content in their order, judge, model, question) in `pair_cache.jsonl`.
 from __future__ import annotations
 
 import math
+import warnings
 
 import pandas as pd
 
 from ..cache import JsonlCache, cache_key
 from ..errors import InputError
 from ..manifest import configured_images, image_hash
-from ..models import model_identity
 from ..schema import PAIR_JUDGEMENTS, PAIRS, load_benchmark
 
 PAIR_QUESTION = 'Which image shows "{prompt}" better: the first or the second? Answer "first" or "second".'
@@ -57,7 +57,7 @@ class LocalPairJudge:
         self.ids = {answer: sorted(found - shared) for answer, found in ids.items()}
 
     def identity(self) -> str:
-        return model_identity(self.model_ref)
+        return self.vqa.identity()
 
     def p_first(self, pairs: list[tuple], questions: list[str]) -> list[float | None]:
         import torch
@@ -96,16 +96,20 @@ class ApiPairJudge:
         return self.api.client.map(lambda job: self._ask(*job), jobs)
 
     def _ask(self, urls: list[str], question: str) -> float | None:
+        self.api.count_asked()
         content = [{"type": "image_url", "image_url": {"url": u}} for u in urls] + [{"type": "text", "text": question}]
-        messages = [{"role": "user", "content": content}]
-        body = {"model": self.model_ref, "messages": messages, "max_tokens": 1, "temperature": 0.0,
-                "logprobs": True, "top_logprobs": self.api.top_logprobs}
+        body = self.api.body(self.api.messages(content), temperature=0.0, logprobs=True, top_logprobs=self.api.top_logprobs)
         choice = self.api._choice(self.api.client.complete(body))
         entries = (choice.get("logprobs") or {}).get("content") or []
+        text = (choice.get("message") or {}).get("content")
         if entries:
-            return _first_share(entries[0])
-        word = pair_word((choice.get("message") or {}).get("content"))  # no log-probabilities: the answer itself
-        return None if word is None else float(word == FIRST)
+            share = _first_share(entries[0])
+        else:  # no log-probabilities: the answer itself
+            word = pair_word(text)
+            share = None if word is None else float(word == FIRST)
+        if share is None:
+            self.api.note_empty(entries[0] if entries else None, text)
+        return share
 
 
 def _first_share(entry: dict) -> float | None:
@@ -182,6 +186,9 @@ def judge_pairs(run, progress: bool = True, judge=None) -> pd.DataFrame:
             ab, ba = found[(n, "ab")], found[(n, "ba")]
             rows.append({"pair_id": row["pair_id"], "judge": f"{judge.name}:{judge.model_ref}", "p_first_ab": ab,
                          "p_first_ba": ba, "p_a": (ab + 1 - ba) / 2})
+    note = getattr(getattr(judge, "api", None), "empty_note", lambda words: None)('"first" nor "second"')
+    if note:
+        warnings.warn(note.replace("answers from the vlm_api judge", "answers about pairs from the vlm_api judge"), stacklevel=2)
     with run.stage("pairwise"):
         return PAIR_JUDGEMENTS.write(run.pair_judgements_path, pd.DataFrame(rows, columns=PAIR_JUDGEMENTS.columns))
 

@@ -15,6 +15,7 @@ import difflib
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from ..cache import JsonlCache, cache_key
@@ -32,6 +33,10 @@ ITEM_COLUMNS = ("animal1", "animal2", "action", "action_template", "spatial_topo
 
 def _text(value) -> str | None:
     return value if isinstance(value, str) and value else None  # a missing value may read as NaN
+
+
+def _flag(value) -> bool | None:
+    return bool(value) if isinstance(value, (bool, np.bool_)) else None  # None: a benchmark without the column
 
 
 def image_items(run_root: Path, manifest: pd.DataFrame, bench: pd.DataFrame) -> list[dict]:
@@ -56,6 +61,7 @@ def image_items(run_root: Path, manifest: pd.DataFrame, bench: pd.DataFrame) -> 
             "model": rec["model"], "variant": rec["variant"], "id": rec["id"], "seed": int(rec["seed"]), "path": path,
             "relpath": rec["path"], "image_hash": content, "base_prompt": row["base_prompt"],
             **{column: _text(row.get(column)) for column in ITEM_COLUMNS},
+            "reciprocal": _flag(row.get("reciprocal")),
         })
     return items
 
@@ -90,7 +96,8 @@ def _vlm_api(m: _Makers) -> Judge:
     c = m.cfg
     return VlmApiJudge(c.vlm_api_model, c.vlm_api_base_url, api_key_env=c.vlm_api_key_env, concurrency=c.vlm_api_concurrency,
                        timeout_s=c.vlm_api_timeout_s, max_retries=c.vlm_api_max_retries,
-                       top_logprobs=c.vlm_api_top_logprobs, samples=c.vlm_api_samples)
+                       top_logprobs=c.vlm_api_top_logprobs, samples=c.vlm_api_samples, extra_body=c.vlm_api_extra_body,
+                       system_prompt=c.vlm_api_system_prompt)
 
 
 # metric group -> (the evaluate setting naming its model, factory)
@@ -159,16 +166,18 @@ def with_derived(judge, values: dict, item: dict) -> dict:
 
 def judge_all(judge, items: list[dict], cache: JsonlCache, batch_size: int, progress: bool = True) -> list[dict]:
     """Values of one judge for every item (with the metrics it derives): from the cache, or computed
-    in batches and cached."""
+    in batches and cached. A question the judge could not answer (listed in `_missing`) is never
+    cached as a value: the next call asks for exactly those again (`score(..., only=)`)."""
     from PIL import Image
     from ..progress import progress_bar
 
-    identity = getattr(judge, "identity", None)  # an API judge: the served name; else the weights' content
+    identity = getattr(judge, "identity", None)  # the weights it loaded, or a served model's name
     model = identity() if identity else model_identity(judge.model_ref)  # new weights in a folder: a new judge
     applies = getattr(judge, "applies", lambda item: True)
     keys = [cache_key(image=i["image_hash"], judge=judge.name, model=model, inputs=judge.signature(i)) if applies(i)
             else None for i in items]
-    missing = [n for n, k in enumerate(keys) if k is not None and k not in cache]
+    missing = [n for n, k in enumerate(keys) if k is not None and (k not in cache or cache.get(k).get("_missing"))]
+    fresh: dict[int, dict] = {}
     with progress_bar(total=len(missing), desc=f"{judge.name} ({judge.model_ref})", unit="img", disable=not progress or not missing) as bar:
         for start in range(0, len(missing), batch_size):
             chunk = missing[start:start + batch_size]
@@ -180,10 +189,21 @@ def judge_all(judge, items: list[dict], cache: JsonlCache, batch_size: int, prog
                 except (OSError, ValueError) as err:
                     raise InputError(f"{items[n]['relpath']} cannot be read ({type(err).__name__}); delete it and rerun "
                                      "the generate stage to make it again.") from None
-            values = judge.score(images, [items[n] for n in chunk])
-            cache.add_many([(keys[n], v) for n, v in zip(chunk, values)])
+            before = [{m: v for m, v in (cache.get(keys[n]) or {}).items() if m != "_missing"} for n in chunk]
+            only = [(cache.get(keys[n]) or {}).get("_missing") for n in chunk]
+            chunk_items = [items[n] for n in chunk]
+            values = judge.score(images, chunk_items, only=only) if any(only) else judge.score(images, chunk_items)
+            for n, old, new in zip(chunk, before, values):
+                fresh[n] = {**old, **new}
+            cache.add_many([(keys[n], fresh[n]) for n in chunk if _yields_a_value(fresh[n])])
             bar.update(len(chunk))
-    return [with_derived(judge, cache.get(k), item) if k is not None else {} for k, item in zip(keys, items)]
+    return [with_derived(judge, fresh[n] if n in fresh else cache.get(k), item) if k is not None else {}
+            for n, (k, item) in enumerate(zip(keys, items))]
+
+
+def _yields_a_value(values: dict) -> bool:
+    """False for an answer whose every question went unanswered: caching it would keep it empty for good."""
+    return "_missing" not in values or any(not m.startswith("_") for m in values)
 
 
 def run(run, progress: bool = True) -> pd.DataFrame:
@@ -215,6 +235,9 @@ def run(run, progress: bool = True) -> pd.DataFrame:
                            "x1": b["box"][2], "y1": b["box"][3]} for b in values.get("_boxes", [])]
                 rows += [{**key, "metric": metric, "value": value, "judge": source}
                          for metric, value in values.items() if not metric.startswith("_")]
+            note = getattr(judge, "empty_note", lambda: None)()
+            if note:
+                warnings.warn(note, stacklevel=2)
         scores = SCORES.write(run.scores_path, pd.DataFrame(rows, columns=SCORES.columns))
         DETECTIONS.write(run.detections_path, pd.DataFrame(boxes, columns=DETECTIONS.columns))
     return scores

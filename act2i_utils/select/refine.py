@@ -31,11 +31,11 @@ FEEDBACK = {
 }
 
 
-def failed_atoms(values: dict, action: str | None) -> list[str]:
+def failed_atoms(values: dict, action: str | None, reciprocal: bool | None = None) -> list[str]:
     """The atoms whose right answer the judge gives less than even odds (a missing agent, ...)."""
     from ..evaluate.atoms import atom_scores
 
-    return [atom for atom, score in atom_scores(values, action).items() if score < 0.5]
+    return [atom for atom, score in atom_scores(values, action, reciprocal).items() if score < 0.5]
 
 
 def feedback(atoms: list[str], row: dict) -> str:
@@ -89,7 +89,8 @@ def plan(candidates: pd.DataFrame, values: dict, bench: pd.DataFrame, prompts: p
         variant, seed = choice["chosen_variant"], int(choice["chosen_seed"])
         dimension, sample = pol.parse_variant(variant)
         row = rows_by_id.loc[choice["id"]].to_dict()
-        atoms = failed_atoms(values.get((choice["model"], variant, choice["id"], seed), {}), row.get("action"))
+        atoms = failed_atoms(values.get((choice["model"], variant, choice["id"], seed), {}), row.get("action"),
+                              bool(row["reciprocal"]) if row.get("reciprocal") in (True, False) else None)
         out.append({
             "model": choice["model"], "id": choice["id"], "variant": REFINED,
             "dimension": dimension if dimension != "base" else fallback_dimension, "seed": seed,
