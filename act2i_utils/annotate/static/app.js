@@ -30,14 +30,7 @@ function show(state) {
   current = state.finished ? null : state;
   $("finished-text").textContent = state.total
     ? "All your images are judged. Thank you!" : "No images are assigned to you yet.";
-  $("study").hidden = state.finished;
-  $("finished").hidden = !state.finished;
-  $("completion").hidden = !state.completion;
-  if (state.completion) {
-    $("completion-code").textContent = state.completion.code;
-    $("completion-link").hidden = !state.completion.url;
-    if (state.completion.url) $("completion-link").href = state.completion.url;
-  }
+  showCompletion(state);
   if (!current) return;
   $("prompt").textContent = state.prompt;
   document.querySelectorAll("#tags input").forEach((box) => (box.checked = false));

@@ -14,14 +14,7 @@ function show(state) {
   $("count").textContent = `${state.done} / ${state.total}`;
   $("message").textContent = state.notice || "";
   current = state.finished ? null : state;
-  $("study").hidden = state.finished;
-  $("finished").hidden = !state.finished;
-  $("completion").hidden = !state.completion;
-  if (state.completion) {
-    $("completion-code").textContent = state.completion.code;
-    $("completion-link").hidden = !state.completion.url;
-    if (state.completion.url) $("completion-link").href = state.completion.url;
-  }
+  showCompletion(state);
   if (!current) return;
   $("prompt").textContent = state.prompt;
   $("left").src = root + "/img/" + encodeURIComponent(state.left);

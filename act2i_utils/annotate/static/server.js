@@ -32,3 +32,16 @@ async function call(method, url, body) {
   if (!response.ok) throw new ServerError(data.error || response.statusText, response.status);
   return data;
 }
+
+function showCompletion(state) {
+  // The study part or the end of it, with a crowd worker's completion code and link.
+  const $ = (id) => document.getElementById(id);
+  $("study").hidden = state.finished;
+  $("finished").hidden = !state.finished;
+  $("completion").hidden = !state.completion;
+  if (state.completion) {
+    $("completion-code").textContent = state.completion.code;
+    $("completion-link").hidden = !state.completion.url;
+    if (state.completion.url) $("completion-link").href = state.completion.url;
+  }
+}
