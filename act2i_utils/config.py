@@ -330,6 +330,12 @@ def _cross_checks(p: Profile) -> list[tuple[str, str]]:
     if "vlm_api" in p.evaluate.metrics and not p.evaluate.vlm_api_base_url:
         problems.append(("evaluate.vlm_api_base_url", "must be set when evaluate.metrics names vlm_api "
                                                       "(the server's URL, e.g. http://localhost:8000/v1)"))
+    local_vqa = p.analyze.judge_metric == "vqa" or p.analyze.judge_metric.startswith("vqa_")
+    if "vlm_api" in p.evaluate.metrics and "vqa" not in p.evaluate.metrics and local_vqa:
+        problems.append(("analyze.judge_metric", f"is '{p.analyze.judge_metric}', which the local vqa judge writes, but "
+                                                 f"evaluate.metrics names vlm_api, which writes api_{p.analyze.judge_metric} "
+                                                 "(t2v_metrics' reading for a served model, docs/judges.md); set "
+                                                 f"analyze.judge_metric to api_{p.analyze.judge_metric} or soft_tifa_gm"))
     if p.enrich.backend == "source" and not p.benchmark.source:
         problems.append(("enrich.backend", "is 'source', which takes the rewrites of an imported prompt set; set benchmark.source"))
     if p.enrich.backend == "source" and p.enrich.n_samples != 1:

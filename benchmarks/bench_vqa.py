@@ -34,13 +34,13 @@ def main() -> dict:
         pairs += [(image, q) for q in judge.questions(item).values()]
 
     def one_by_one():
-        return [judge.yes_probabilities([im], [q])[0] for im, q in pairs]
+        return [judge.vqascores([im], [q])[0] for im, q in pairs]
 
     def batched():
         out = []
         for start in range(0, len(pairs), BATCH):
             chunk = pairs[start:start + BATCH]
-            out += judge.yes_probabilities([im for im, _ in chunk], [q for _, q in chunk])
+            out += judge.vqascores([im for im, _ in chunk], [q for _, q in chunk])
         return out
 
     batched()  # warm-up

@@ -128,17 +128,17 @@ def vqa_one_at_a_time(judge, items: list[dict], answers: int, batch: int, cuda: 
         if len(pairs) >= answers:
             break
     pairs = pairs[:answers]
-    judge.yes_probabilities([pairs[0][0]], [pairs[0][1]])  # warm-up
+    judge.vqascores([pairs[0][0]], [pairs[0][1]])  # warm-up
     synchronize(cuda)
     start = time.perf_counter()
-    single = [judge.yes_probabilities([im], [q])[0] for im, q in pairs]
+    single = [judge.vqascores([im], [q])[0] for im, q in pairs]
     synchronize(cuda)
     seconds = time.perf_counter() - start
     per_forward = batch * len(judge.questions(items[0]))  # the stage scores `batch` images, all their questions at once
     batched = []
     for k in range(0, len(pairs), per_forward):
         part = pairs[k:k + per_forward]
-        batched += judge.yes_probabilities([im for im, _ in part], [q for _, q in part])
+        batched += judge.vqascores([im for im, _ in part], [q for _, q in part])
     return {"answers": len(pairs), "seconds": seconds, "answers_per_s": len(pairs) / seconds,
             "max_abs_difference_vs_batched": float(np.max(np.abs(np.array(single) - np.array(batched))))}
 
@@ -238,7 +238,7 @@ def main(argv: list[str] | None = None) -> dict:
 
         # One at a time, against batches.
         vqa = by_name.get("vqa")
-        if vqa is not None and hasattr(vqa, "yes_probabilities"):
+        if vqa is not None and hasattr(vqa, "vqascores"):
             single = vqa_one_at_a_time(vqa, items, args.single_answers, args.batch, cuda)
             RESULTS["vqa_one_at_a_time"] = single
             log(f"vqa one (image, question) per call: {single['answers_per_s']:.1f} answers/s "

@@ -81,4 +81,4 @@ def test_judge_folders_load_through_the_judges(tmp_path):
     image = Image.new("RGB", (64, 64), (120, 80, 40))
     assert ClipJudge(clip, "cpu").image_embeddings([image]).shape == (1, 32)
     judge = VqaJudge(vlm, "cpu")
-    assert 0 <= judge.yes_probabilities([image], ["Is there a wolf?"])[0] <= 1
+    assert 0 <= judge.vqascores([image], ["Is there a wolf?"])[0] <= 1

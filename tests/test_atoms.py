@@ -4,9 +4,28 @@ import math
 
 import pytest
 
-from act2i_utils.evaluate.atoms import ATOMS, atom_scores, soft_tifa
+from act2i_utils.evaluate.atoms import ATOMS, NO_MASS, YES_MASS
+from act2i_utils.evaluate.atoms import atom_scores as _atom_scores
+from act2i_utils.evaluate.atoms import soft_tifa as _soft_tifa
 from act2i_utils.words import reciprocal
 from act2i_utils.evaluate.geometry import interaction_geometry, iou, relative_gap
+
+def masses(answers: dict) -> dict:
+    """P(Yes) per atom as the judges keep it: a Yes mass p and a No mass 1 - p (GenEval 2's reading then
+    gives p for an atom whose right answer is yes, 1 - p for the control)."""
+    out = {}
+    for atom, p in answers.items():
+        out.update({YES_MASS + atom: p, NO_MASS + atom: 1 - p} if atom != "vqa" else {atom: p})
+    return out
+
+
+def atom_scores(answers, action, *args, **kwargs):
+    return _atom_scores(masses(answers), action, *args, **kwargs)
+
+
+def soft_tifa(answers, action, *args):
+    return _soft_tifa(masses(answers), action, *args)
+
 
 ANSWERS = {"vqa": 0.7, "vqa_agent1": 0.9, "vqa_agent2": 0.8, "vqa_event": 0.6, "vqa_action": 0.5, "vqa_reversed": 0.2}
 

@@ -43,6 +43,12 @@ def test_paper_profile_carries_the_papers_setup():
     assert paper.benchmark.source == "hf://datasets/vatsal-malaviya/AcT2I-Prompts"
     with pytest.raises(cfg.ConfigError, match="vlm_api_base_url"):
         cfg.load_profile("smoke", ["evaluate.metrics=[vlm_api]"])
+    served = ["evaluate.metrics=[vlm_api]", "evaluate.vlm_api_base_url=http://localhost:8000/v1", "evaluate.vlm_api_model=m"]
+    with pytest.raises(cfg.ConfigError, match="'analyze.judge_metric' is 'vqa', which the local vqa judge writes.*set "
+                                              "analyze.judge_metric to api_vqa"):
+        cfg.load_profile("smoke", served)  # a table never mixes two readings of VQAScore under one name
+    assert cfg.load_profile("smoke", [*served, "analyze.judge_metric=api_vqa"]).analyze.judge_metric == "api_vqa"
+    assert cfg.load_profile("smoke", ["evaluate.metrics=[vqa, vlm_api]", *served[1:]]).analyze.judge_metric == "vqa"
 
 
 def test_minimal_profile_gets_defaults(tmp_path):

@@ -105,9 +105,10 @@ class TinyVlm:
         self.judge = VqaJudge("tiny:vlm", "cpu")
         self.tokenizer = self.judge.processor.tokenizer
         self.logprobs, self.yes_or_no, self.window_s, self.max_batch = logprobs, yes_or_no, window_s, max_batch
-        from act2i_utils.evaluate.api import answer_word
+        from act2i_utils.evaluate.questions import NO_VARIANTS, YES_VARIANTS
 
-        self.yes_no_mask = torch.tensor([answer_word(self.token(i)) is not None for i in range(len(self.tokenizer))],
+        answers = set(YES_VARIANTS + NO_VARIANTS)
+        self.yes_no_mask = torch.tensor([self.token(i) in answers for i in range(len(self.tokenizer))],
                                         dtype=torch.float32)
         self.batches: list[int] = []  # the size of every forward pass
         self.answers: list[str] = []  # every answer given, in order

@@ -43,7 +43,7 @@ def test_scores_table_is_long_and_complete(scored):
     assert list(scores.columns) == ["model", "variant", "id", "seed", "metric", "value", "judge"]
     per_image = scores.groupby(["model", "variant", "id", "seed"])["metric"].apply(set)
     expected = {"clipscore", "vqa", "vqa_agent1", "vqa_agent2", "vqa_event", "vqa_action", "vqa_reversed",
-                "soft_tifa_am", "soft_tifa_gm", "soft_tifa_dsg", "det_agent1", "det_agent2", "det_both", "geo_agents",
+                "soft_tifa_am", "soft_tifa_gm", "soft_tifa_dsg", "soft_tifa_am_renorm", "soft_tifa_gm_renorm", "det_agent1", "det_agent2", "det_both", "geo_agents",
                 "action_rank", "action_top1", "action_top5", "pickscore"}
     with_both_agents = {"geo_iou", "geo_contact", "geo_topology"}  # only where both agents are found
     assert len(per_image) == 6 and all(expected <= s <= expected | with_both_agents for s in per_image)
@@ -71,21 +71,30 @@ def test_clipscore_equals_torchmetrics(scored):
 
 
 def test_vqa_probability_by_hand(scored):
+    """The stage's vqa_action is t2v_metrics' VQAScore of the run's image: exp(-mean cross-entropy) of
+    " Yes" and the end of the sequence after its LLaVA-1.5 conversation (tests/test_metric_definitions.py
+    checks each reading in detail)."""
     from transformers import AutoProcessor, LlavaForConditionalGeneration
+
+    from act2i_utils.evaluate.questions import SYSTEM_MSG
 
     run, scores = scored
     row = scores[scores["metric"] == "vqa_action"].iloc[0]
     bench = pd.read_parquet(run.benchmark_path).set_index("id").loc[row.id]
     folder = tiny_path("vlm")
     model, processor = LlavaForConditionalGeneration.from_pretrained(folder), AutoProcessor.from_pretrained(folder)
+    tokenizer = processor.tokenizer
     question = f"Is {bench.action_template.format(a='the ' + bench.animal1, b='the ' + bench.animal2)}? Please answer yes or no."
-    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}]
-    text = processor.apply_chat_template(messages, add_generation_prompt=True)
+    prompt = f"{SYSTEM_MSG} USER: <image>\n{question} ASSISTANT:"
+    answer = tokenizer(" Yes" + tokenizer.eos_token, add_special_tokens=False).input_ids
     image = Image.open(run.root / f"images/{row.model}/{row.variant}/{row.id}_{row.seed}.png").convert("RGB")
+    inputs = processor(images=[image], text=[prompt + " Yes" + tokenizer.eos_token], return_tensors="pt")
     with torch.no_grad():
-        logits = model(**processor(images=[image], text=[text], return_tensors="pt")).logits[0, -1]
-    yes = processor.tokenizer("Yes", add_special_tokens=False).input_ids[0]  # VQAScore: the first token of "Yes"
-    assert row.value == pytest.approx(torch.softmax(logits, -1)[yes].item(), rel=1e-4)
+        logp = torch.log_softmax(model(**inputs).logits[0].double(), -1)
+    ids, k = inputs["input_ids"][0], len(answer)
+    assert ids[-k:].tolist() == answer
+    cross_entropy = -sum(logp[len(ids) - k - 1 + j, answer[j]].item() for j in range(k)) / k
+    assert row.value == pytest.approx(np.exp(-cross_entropy), rel=1e-4)
 
 
 def test_vqa_batched_equals_one_by_one(scored):
@@ -95,8 +104,8 @@ def test_vqa_batched_equals_one_by_one(scored):
     images = [Image.open(run.root / p).convert("RGB") for p in paths]
     questions = ["Is there a cat in this image? Please answer yes or no.", "Does this figure show 'a wolf chasing a deer'? Please answer yes or no.",
                  "Is the wolf chasing the deer?", "Is there an otter?"]
-    batched = judge.yes_probabilities(images, questions)
-    single = [judge.yes_probabilities([im], [q])[0] for im, q in zip(images, questions)]
+    batched = judge.vqascores(images, questions)
+    single = [judge.vqascores([im], [q])[0] for im, q in zip(images, questions)]
     assert batched == pytest.approx(single, rel=1e-4)
 
 
@@ -345,4 +354,4 @@ def test_every_judge_keeps_the_declared_interface(metric, tmp_path):
     values = judge.score([Image.new("RGB", (32, 32), c) for c in ("red", "green")], items)
     assert len(values) == 2 and all(isinstance(judge.signature(i), str) for i in items)
     for found in values:
-        assert found and set(found) - {"_boxes"} <= set(judge.metrics)
+        assert found and {k for k in found if not k.startswith("_")} <= set(judge.metrics)  # "_" keys are private

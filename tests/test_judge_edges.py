@@ -55,7 +55,7 @@ def api_run(tmp_path):
         run = open_run(tmp_path / "run", "smoke", {
             "generate": {"seeds": [42], "variants": ["base"]}, "pairs": {"enabled": False},
             "evaluate": {"metrics": ["vlm_api"], "vlm_api_model": "judge", "vlm_api_base_url": url,
-                         "vlm_api_max_retries": 1}}, reconfigure=True)
+                         "vlm_api_max_retries": 1}, "analyze": {"judge_metric": "api_vqa"}}, reconfigure=True)
         if not run.benchmark_path.is_file():
             bench = build_benchmark(seed=0, n_per_action=1).head(2)
             bench.to_parquet(run.benchmark_path)
@@ -80,19 +80,19 @@ def test_answers_without_yes_or_no_are_not_cached_and_a_rerun_asks_only_for_them
         message = " ".join(str(w.message) for w in caught)
         assert f"{roles} of {asked} answers" in message and "'<think>'" in message
         assert "chat_template_kwargs" in message and "evaluate.vlm_api_extra_body" in message
-        assert not {"vqa_action", "vqa_reversed"} & set(first["metric"])
+        assert not {"api_vqa_action", "api_vqa_reversed"} & set(first["metric"])
         cached = [json.loads(line)["value"] for line in run.scores_cache_path.read_text().splitlines()]
         assert all(set(v) - {"_missing", "_judge"} for v in cached)  # no entry without a value
         state["think"] = False
         script.bodies.clear()
         second = evaluate.run(run, progress=False)
         assert len(script.bodies) == roles and all(question_of(b).startswith("Is the") for b in script.bodies)
-        assert {"vqa_action", "vqa_reversed"} <= set(second["metric"])
+        assert {"api_vqa_action", "api_vqa_reversed"} <= set(second["metric"])
         script.bodies.clear()
         third = evaluate.run(run, progress=False)
     assert script.bodies == [] and third.equals(second)
     wide = second.pivot_table(index="id", columns="metric", values="value")
-    assert wide[["vqa", "vqa_agent1", "vqa_action"]].notna().all().all()
+    assert wide[["api_vqa", "api_vqa_agent1", "api_vqa_action", "soft_tifa_am"]].notna().all().all()
 
 
 def test_a_thinking_model_gets_the_extra_body_and_the_system_prompt(api_run):
@@ -164,7 +164,7 @@ def test_a_dropped_connection_is_retried_and_then_named():
     judge = VlmApiJudge("judge", server.url, max_retries=3, concurrency=1)
     judge.client.backoff_s = 0.01
     (values,) = judge.score([image], [{"base_prompt": "a cat"}])
-    assert values["vqa"] == pytest.approx(0.7) and server.seen == 3
+    assert values["api_vqa"] == pytest.approx(0.7) and server.seen == 3
     server = Dropping(drops=100)
     judge = VlmApiJudge("judge", server.url, max_retries=1, concurrency=1)
     judge.client.backoff_s = 0.01
@@ -181,6 +181,7 @@ def test_a_base_url_without_http_is_refused_when_the_profile_is_checked(key, url
     overrides = {section: {name: url}}
     if section == "evaluate":
         overrides["evaluate"]["metrics"] = ["vlm_api"]
+        overrides["analyze"] = {"judge_metric": "api_vqa"}
     else:
         overrides["enrich"].update(backend="openai", model="m")
     with pytest.raises(ConfigError, match=rf"{key}.*must begin with http:// or https://"):
@@ -216,7 +217,10 @@ def test_reciprocity_is_a_column_of_the_actions_data_that_the_judges_read():
     assert "reciprocal" in bench.columns and bench["reciprocal"].dtype == bool
     by_action = dict(zip(bench["action_key"], bench["reciprocal"]))
     assert by_action["greet"] and by_action["huddle"] and not by_action["chase"] and not by_action["flee"]
-    values = {"vqa_agent1": 0.9, "vqa_agent2": 0.9, "vqa_action": 0.8, "vqa_reversed": 0.8}
+    from act2i_utils.evaluate.atoms import NO_MASS, YES_MASS
+
+    answers = {"vqa_agent1": 0.9, "vqa_agent2": 0.9, "vqa_action": 0.8, "vqa_reversed": 0.8}  # P(Yes)
+    values = {k: v for atom, p in answers.items() for k, v in ((YES_MASS + atom, p), (NO_MASS + atom, 1 - p))}
     # the data decides, not the phrase: a row that says "not reciprocal" keeps the control
     kept = atoms.soft_tifa(values, "wrestling with", reciprocal=False)["soft_tifa_am"]
     dropped = atoms.soft_tifa(values, "wrestling with", reciprocal=True)["soft_tifa_am"]

@@ -1,6 +1,6 @@
 """The vlm_api judge against a real chat-completions server on 127.0.0.1 that serves the tiny VLM
-(tests/test_enrich_openai.py): P(Yes) from log-probabilities equals a hand computation from the
-model, the sampled fallback of a server without log-probabilities, retries, timeouts, a refused
+(tests/test_enrich_openai.py): t2v_metrics' P("Yes") and GenEval 2's summed Yes probability from
+log-probabilities equal a hand computation from the model, the sampled fallback of a server without log-probabilities, retries, timeouts, a refused
 connection, the judgement cache and the scores table."""
 
 import math
@@ -18,8 +18,10 @@ from act2i_utils.config import EvaluateConfig
 from act2i_utils.enrich import enrich
 from act2i_utils.enrich.kb import KnowledgeBaseBackend
 from act2i_utils.errors import ConfigError
-from act2i_utils.evaluate.api import JudgeError, VlmApiJudge, answer_word, yes_share_from_logprobs
-from act2i_utils.evaluate.judges import VQA_METRICS
+from act2i_utils.evaluate.api import JudgeError, VlmApiJudge, answer_masses, t2v_yes
+from act2i_utils.evaluate.atoms import NO_MASS, YES_MASS
+from act2i_utils.evaluate.judges import API_METRICS
+from act2i_utils.evaluate.questions import NO_VARIANTS, YES_VARIANTS, tifa_question
 from act2i_utils.runs import open_run
 
 ITEM = {"base_prompt": "a wolf chasing a deer", "animal1": "wolf", "animal2": "deer", "action": "chasing"}
@@ -50,55 +52,60 @@ def images():
     return [Image.new("RGB", (32, 32), "red"), Image.fromarray(noise)]
 
 
-def by_hand(vlm, image, question) -> float:
-    """sum P(yes tokens) / (sum P(yes tokens) + sum P(no tokens)) of the first answer token, where a
-    yes token begins "yes" once stripped and lower-cased (the tiny vocabulary splits "Yes" as "Y" + "es")."""
-    probs = vlm.judge.next_token_probabilities([image], [question])[0]
-    mass = {"yes": 0.0, "no": 0.0}
-    for i, p in enumerate(probs.tolist()):
-        word = vlm.token(i).strip().lower()
-        for answer in mass:
-            if word and answer.startswith(word):
-                mass[answer] += p
-    return mass["yes"] / (mass["yes"] + mass["no"])
+def by_hand(vlm, image, question) -> tuple[float, float, float]:
+    """(P(the token "Yes"), summed P of the Yes variants, of the No variants) of the first answer token,
+    every token counted by its exact text."""
+    probs = vlm.judge.next_token_probabilities([image], [question])[0].tolist()
+    text = [vlm.token(i) for i in range(len(probs))]
+    exact = sum(p for t, p in zip(text, probs) if t == "Yes")
+    yes = sum(p for t, p in zip(text, probs) if t in YES_VARIANTS)
+    no = sum(p for t, p in zip(text, probs) if t in NO_VARIANTS)
+    return exact, yes, no
 
 
-def test_yes_probability_equals_a_hand_computation(served, vlm):
+def test_both_readings_equal_a_hand_computation(served, vlm):
     vocab = len(vlm.tokenizer)
     values = judge(served.url, top_logprobs=vocab).score(images(), [ITEM, ITEM])
     questions = VlmApiJudge.questions(ITEM)
     assert list(questions) == ATOMS
     for image, found in zip(images(), values):
-        assert set(found) == set(ATOMS)
+        assert {m for m in found if not m.startswith("_")} == {f"api_{m}" for m in ATOMS}
         for metric, question in questions.items():
-            assert found[metric] == pytest.approx(by_hand(vlm, image, question), rel=1e-5, abs=1e-9)
+            exact, _, _ = by_hand(vlm, image, question)
+            assert found[f"api_{metric}"] == pytest.approx(exact, rel=1e-5, abs=1e-9)
+            if metric != "vqa":
+                _, yes, no = by_hand(vlm, image, tifa_question(question))
+                assert found[YES_MASS + metric] == pytest.approx(yes, rel=1e-5, abs=1e-9)
+                assert found[NO_MASS + metric] == pytest.approx(no, rel=1e-5, abs=1e-9)
     body = served.bodies[0]
     assert body["model"] == "tiny-vlm" and body["max_tokens"] == 1 and body["temperature"] == 0
     assert body["logprobs"] is True and body["top_logprobs"] == vocab
-    image_part, text_part = body["messages"][0]["content"]
-    assert image_part["image_url"]["url"].startswith("data:image/png;base64,") and text_part["text"] in questions.values()
 
 
-def test_a_judge_that_answers_only_yes_or_no_gives_the_same_value_from_the_top_20(served, vlm):
+def test_a_judge_that_answers_only_yes_or_no_keeps_the_odds_of_the_top_20(served, vlm):
     full = judge(served.url, top_logprobs=len(vlm.tokenizer)).score(images(), [ITEM, ITEM])
-    vlm.yes_or_no = True  # as vLLM's guided choice: the same yes/no odds, all the mass on yes and no
+    vlm.yes_or_no = True  # as vLLM's guided choice: all the mass on the yes and no tokens, their odds kept
     top20 = judge(served.url).score(images(), [ITEM, ITEM])
     for a, b in zip(full, top20):
-        assert b == pytest.approx(a, rel=1e-5, abs=1e-9)
+        for atom in ATOMS[1:]:
+            ratio_full = a[YES_MASS + atom] / (a[YES_MASS + atom] + a[NO_MASS + atom])
+            ratio_top = b[YES_MASS + atom] / (b[YES_MASS + atom] + b[NO_MASS + atom])
+            assert ratio_top == pytest.approx(ratio_full, rel=1e-5, abs=1e-9)
 
 
-def test_yes_and_no_variants_are_summed():
+def test_the_token_rules_are_exact():
     entry = {"token": "Yes", "logprob": math.log(0.4), "top_logprobs": [
         {"token": "Yes", "logprob": math.log(0.4)}, {"token": " yes", "logprob": math.log(0.1)},
         {"token": "No", "logprob": math.log(0.2)}, {"token": " no", "logprob": math.log(0.05)},
-        {"token": "Maybe", "logprob": math.log(0.2)}]}
-    assert yes_share_from_logprobs(entry) == pytest.approx(0.5 / 0.75)
-    assert yes_share_from_logprobs({"token": "The", "logprob": -0.1, "top_logprobs": []}) is None
-    assert [answer_word(t) for t in ("Yes", " no", "Yes,", "no.", "Y", "Nope", "The", " ", None)] == [
-        "yes", "no", "yes", "no", "yes", None, None, None, None]
+        {"token": "Y", "logprob": math.log(0.1)}, {"token": "YES", "logprob": math.log(0.05)},
+        {"token": "Maybe", "logprob": math.log(0.1)}]}
+    assert answer_masses(entry) == pytest.approx((0.5, 0.25))  # "Y" and "YES" are not among GenEval 2's variants
+    assert t2v_yes(entry) == pytest.approx(0.4)  # t2v_metrics: the token "Yes" only
+    assert t2v_yes({"token": "No", "logprob": math.log(0.9), "top_logprobs": []}) == 0.0
+    assert t2v_yes({"token": "The", "logprob": -0.1, "top_logprobs": []}) is None
 
 
-def test_a_server_without_logprobs_gives_the_share_of_yes_among_sampled_answers(vlm):
+def test_a_server_without_logprobs_gives_the_shares_of_sampled_answers(vlm):
     vlm.logprobs, vlm.yes_or_no = False, True
     with ChatServer(vlm) as script:
         made = judge(script.url, samples=8)
@@ -106,12 +113,12 @@ def test_a_server_without_logprobs_gives_the_share_of_yes_among_sampled_answers(
         (values,) = made.score([image], [{"base_prompt": "a wolf chasing a deer"}])  # one question: vqa
         table = evaluate.score([image], "a wolf chasing a deer", metric="vlm_api", model="tiny-vlm",
                                vlm_api_base_url=script.url, vlm_api_samples=8)
-    words = [answer_word(a) for a in vlm.answers[-8:]]  # before them: the greedy answer that came without logprobs
-    assert set(words) == {"yes", "no"}
-    assert values["vqa"] == pytest.approx(words.count("yes") / 8)
+    answers = vlm.answers[-8:]  # before them: the greedy answer that came without logprobs
+    assert set(answers) <= set(YES_VARIANTS + NO_VARIANTS) and len(set(answers)) >= 2
+    assert values["api_vqa"] == pytest.approx(answers.count("Yes") / 8)
     assert values["_judge"] == "tiny-vlm [sampled n=8]" and made.sampled
     assert script.bodies[-1]["n"] == 8 and script.bodies[-1]["temperature"] == 1.0
-    assert table["judge"].tolist() == ["tiny-vlm [sampled n=8]"] and table["value"].iloc[0] == values["vqa"]
+    assert table["judge"].tolist() == ["tiny-vlm [sampled n=8]"] and table["value"].iloc[0] == values["api_vqa"]
 
 
 def test_a_server_that_refuses_logprobs_is_sampled(vlm):
@@ -119,14 +126,14 @@ def test_a_server_that_refuses_logprobs_is_sampled(vlm):
     with ChatServer(vlm) as script:
         script.statuses, script.message = [400], "logprobs is not supported by this endpoint"
         (values,) = judge(script.url, samples=4).score(images()[:1], [{"base_prompt": "a cat"}])
-    assert values["_judge"] == "tiny-vlm [sampled n=4]" and 0.0 <= values["vqa"] <= 1.0
+    assert values["_judge"] == "tiny-vlm [sampled n=4]" and 0.0 <= values["api_vqa"] <= 1.0
     assert "logprobs" in script.bodies[0] and "logprobs" not in script.bodies[1]
 
 
 def test_429_is_retried(served):
     served.statuses = [429, 429]
     (values,) = judge(served.url, concurrency=1, top_logprobs=5000).score(images()[:1], [{"base_prompt": "a cat"}])
-    assert 0.0 <= values["vqa"] <= 1.0 and len(served.bodies) == 3
+    assert 0.0 <= values["api_vqa"] <= 1.0 and len(served.bodies) == 3
 
 
 def test_slow_server_past_the_timeout(served):
@@ -156,14 +163,14 @@ def test_wrong_key(served, monkeypatch):
 def test_concurrent_requests_reach_the_server_together(served, vlm):
     vlm.batches.clear()
     judge(served.url, concurrency=8, top_logprobs=5).score(images() * 4, [ITEM] * 8)
-    assert sum(vlm.batches) == 48 and max(vlm.batches) > 1
+    assert sum(vlm.batches) == 8 * (6 + 5) and max(vlm.batches) > 1  # VQAScore's 6 questions, GenEval 2's 5 atoms
 
 
 def test_the_judge_keeps_the_interface_and_the_profile_picks_one_vqa_judge(served):
     cfg = EvaluateConfig(vlm_api_model="tiny-vlm", vlm_api_base_url=served.url)
     (made,) = evaluate.make_judges(cfg, "cpu", ["chasing"], ["vlm_api"])
-    assert isinstance(made, evaluate.Judge) and made.metrics == VQA_METRICS and made.identity() == "api:tiny-vlm"
-    with pytest.raises(ConfigError, match=r"names both vqa and vlm_api, which write the same metrics"):
+    assert isinstance(made, evaluate.Judge) and made.metrics == API_METRICS and made.identity() == "api:tiny-vlm"
+    with pytest.raises(ConfigError, match=r"names both vqa and vlm_api, which both write Soft-TIFA"):
         evaluate.make_judges(cfg, "cpu", ["chasing"], ["vqa", "vlm_api"])
 
 
@@ -172,7 +179,8 @@ def test_the_stage_scores_through_the_server_and_caches(tmp_path, vlm):
     with ChatServer(vlm) as script:
         run = open_run(tmp_path / "run", "smoke", {
             "generate": {"seeds": [42], "variants": ["base", "temporal"]},
-            "evaluate": {"metrics": ["vlm_api"], "vlm_api_model": "tiny-vlm", "vlm_api_base_url": script.url}})
+            "evaluate": {"metrics": ["vlm_api"], "vlm_api_model": "tiny-vlm", "vlm_api_base_url": script.url},
+            "analyze": {"judge_metric": "api_vqa"}})
         bench = build_benchmark(seed=0, n_per_action=1).head(2)
         bench.to_parquet(run.benchmark_path)
         enrich(bench, KnowledgeBaseBackend(), dimensions=["temporal"], progress=False).to_parquet(run.prompts_path)
@@ -180,15 +188,15 @@ def test_the_stage_scores_through_the_server_and_caches(tmp_path, vlm):
         scores = evaluate.run(run, progress=False)
         asked = len(script.bodies)
         again = evaluate.run(run, progress=False)
-    assert asked == 4 * len(ATOMS) and len(script.bodies) == asked  # the rerun asked nothing
+    assert asked == 4 * (2 * len(ATOMS) - 1) and len(script.bodies) == asked  # VQAScore + GenEval 2; the rerun asked nothing
     pd.testing.assert_frame_equal(again, scores)
     per_image = scores.groupby(["variant", "id"])["metric"].apply(set)
-    asked_of_these = set(VQA_METRICS) - {"vqa_count1", "vqa_count2", "vqa_attribute1", "vqa_attribute2"}  # none named
+    asked_of_these = set(API_METRICS) - {f"api_vqa_{m}" for m in ("count1", "count2", "attribute1", "attribute2")}  # none named
     assert len(per_image) == 4 and all(m == asked_of_these for m in per_image)
     assert set(scores["judge"]) == {"tiny-vlm"}
     wide = scores.pivot_table(index=["variant", "id"], columns="metric", values="value")
     assert (wide["soft_tifa_gm"] <= wide["soft_tifa_am"] + 1e-12).all()
     # variants of a prompt are asked the base prompt's questions: one target
-    base = [b for b in script.bodies if b["messages"][0]["content"][1]["text"].startswith("Does this figure show")]
-    assert {b["messages"][0]["content"][1]["text"] for b in base} == {
+    base = [b for b in script.bodies if b["messages"][0]["content"][0].get("text", "").startswith("Does this figure show")]
+    assert {b["messages"][0]["content"][0]["text"] for b in base} == {
         f'Does this figure show "{p}"? Please answer yes or no.' for p in bench["base_prompt"]}

@@ -902,9 +902,13 @@ def failures_from_vqa(scores: pd.DataFrame, threshold: float = 0.5, quantile: fl
 def vqa_failure_table(scores: pd.DataFrame, threshold: float = 0.5, quantile: float | None = None):
     """(one row per image with the decomposition's values and a True/False column per failure mode,
     the cut of each question), or (None, None) without the decomposition: the rules, in one place."""
-    vqa = scores[scores["metric"].isin(VQA_PARTS)]
-    if vqa.empty or set(vqa["metric"]) != set(VQA_PARTS):
+    for prefix in ("", "api_"):  # the local judge's VQAScore, or the served judge's (another reading, another name)
+        vqa = scores[scores["metric"].isin([prefix + m for m in VQA_PARTS])]
+        if not vqa.empty and set(vqa["metric"]) == {prefix + m for m in VQA_PARTS}:
+            break
+    else:
         return None, None
+    vqa = vqa.assign(metric=vqa["metric"].str.removeprefix(prefix))
     wide = vqa.pivot_table(index=KEY, columns="metric", values="value").reset_index().dropna(subset=list(VQA_PARTS))
     cut = {m: (float(wide[m].quantile(quantile)) if quantile is not None else threshold)
            for m in ("vqa_agent1", "vqa_agent2", "vqa_action")}

@@ -1,23 +1,30 @@
 """`vlm_api`: the VQA judge's questions put to a vision-language model behind an OpenAI-compatible
 chat-completions server (vLLM, SGLang, LMDeploy, TGI, OpenAI, Gemini's compatible endpoint).
 
-Each (image, question) is one request: the image as a base64 PNG data URL, the question as text,
-`max_tokens` 1, temperature 0 and `logprobs` with `top_logprobs`. P("Yes") is read from the first
-answer token's top log-probabilities, summing the variants of Yes ("Yes", "yes", " Yes", " yes")
-against those of No, as GenEval 2 does: P = sum(yes) / (sum(yes) + sum(no)). GenEval 2 takes each
-variant's first token; not knowing the server's tokenizer, we count a token as Yes when, stripped and
-lower-cased, it begins "yes" ("Yes", " yes", or "Y" where "Yes" is split), likewise for No. An answer
-whose top tokens hold neither (a "thinking" model that begins with `<think>`, a chat template that
-adds text) gives no value: it is never cached, the stage says how many there were with an example,
-and a rerun asks for exactly those again. `evaluate.vlm_api_extra_body` is merged into every request
-(vLLM: `{chat_template_kwargs: {enable_thinking: false}}`) and `evaluate.vlm_api_system_prompt`
-goes first as a system message; both key the cache.
+Every request asks for one token at temperature 0 with `logprobs` and `top_logprobs`, the image as a
+base64 PNG data URL. Two readings, each as its reference implementation computes it:
 
-Where a server gives no log-probabilities, the judge asks for `n` sampled first tokens instead
-(temperature 1) and takes the share of Yes among the yes/no ones; the scores table says so in its
-`judge` column ("<model> [sampled n=10]"). Requests go through the shared client
-(`act2i_utils.openai_client`): concurrency, timeouts, retries with backoff on 429 and 5xx, the key
-from an environment variable, one-sentence errors naming the `evaluate.vlm_api_*` setting to change.
+- `api_vqa`, `api_vqa_agent1`, ...: VQAScore as t2v_metrics computes it for a served model (its
+  GPT-4o path): the question first, then the image; the probability of the exact token "Yes" among
+  the first answer token's top log-probabilities (0 when "Yes" is not among them). A local model's
+  VQAScore (`vqa`, judges.py) is another reading, hence another name.
+- Soft-TIFA (atoms.py): each atom asked as GenEval 2 asks it, the image first, then
+  "{question} Answer in one word."; the summed probabilities of the tokens 'Yes', 'yes', ' yes',
+  ' Yes' (and 'No', 'no', ' no', ' No') among the top log-probabilities, exactly those strings.
+
+An answer whose top tokens hold none of these eight (a "thinking" model that begins with `<think>`,
+a chat template that adds text) has no value: it is never cached, the stage says how many there were
+with an example, and a rerun asks for exactly those again. `evaluate.vlm_api_extra_body` is merged
+into every request (vLLM: `{chat_template_kwargs: {enable_thinking: false}}`) and
+`evaluate.vlm_api_system_prompt` goes first as a system message; both key the cache. A
+`vlm_api_top_logprobs` above the server's maximum is refused in one sentence.
+
+Where a server gives no log-probabilities at all, the judge samples `n` first tokens (temperature 1)
+and estimates the same quantities by their shares (the share of samples that are exactly "Yes"; of
+those that are one of the Yes or No variants); the scores table says so in its `judge` column
+("<model> [sampled n=10]"). Requests go through the shared client (`act2i_utils.openai_client`):
+concurrency, timeouts, retries with backoff, the key from an environment variable, one-sentence
+errors naming the `evaluate.vlm_api_*` setting to change.
 """
 
 from __future__ import annotations
@@ -27,14 +34,16 @@ import hashlib
 import io
 import json
 import math
+import re
 import threading
 
 from ..errors import Act2iError
 from ..openai_client import ChatClient
-from .atoms import soft_tifa
-from .judges import VQA_METRICS, item_questions
+from .atoms import NO_MASS, YES_MASS, soft_tifa
+from .judges import API_METRICS, item_questions
+from .questions import NO_VARIANTS, YES_VARIANTS, tifa_question
 
-YES, NO = "yes", "no"
+T2V_YES = "Yes"  # the one token t2v_metrics reads for a served model
 
 
 class JudgeError(Act2iError):
@@ -48,35 +57,39 @@ def data_url(image) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def answer_word(token: str | None) -> str | None:
-    """'yes' or 'no' for a first answer token that begins that answer (' Yes', 'no', 'Yes,'; 'Y' where a
-    tokenizer splits "Yes" as "Y" + "es"), None for any other ('Nope', 'The')."""
-    word = (token or "").strip().lower().rstrip(".,!:;")
-    for answer in (YES, NO):
-        if word and answer.startswith(word):
-            return answer
-    return None
-
-
-def yes_share_from_logprobs(entry: dict) -> float | None:
-    """P(yes) / (P(yes) + P(no)) over the first answer token's top log-probabilities (None without either)."""
-    mass = {YES: 0.0, NO: 0.0}
-    seen = set()
+def top_probabilities(entry: dict) -> dict[str, float]:
+    """token -> probability of the first answer token's top log-probabilities (the chosen one counted once)."""
+    found = {}
     for top in [entry, *(entry.get("top_logprobs") or [])]:
         token, logprob = top.get("token"), top.get("logprob")
-        word = answer_word(token)
-        if word and logprob is not None and token not in seen:
-            seen.add(token)  # the chosen token is also among the top ones: count it once
-            mass[word] += math.exp(logprob)
-    total = mass[YES] + mass[NO]
-    return mass[YES] / total if total > 0 else None
+        if token is not None and logprob is not None and token not in found:
+            found[token] = math.exp(logprob)
+    return found
+
+
+def answer_masses(entry: dict) -> tuple[float, float]:
+    """(the summed probability of the Yes variants, of the No variants) among the top log-probabilities."""
+    top = top_probabilities(entry)
+    return sum(top.get(v, 0.0) for v in YES_VARIANTS), sum(top.get(v, 0.0) for v in NO_VARIANTS)
+
+
+def t2v_yes(entry: dict) -> float | None:
+    """P(the exact token "Yes"), 0 when it is not among the top tokens; None when no Yes or No variant is."""
+    top = top_probabilities(entry)
+    return top.get(T2V_YES, 0.0) if any(v in top for v in YES_VARIANTS + NO_VARIANTS) else None
+
+
+def _over_a_maximum(message: str) -> bool:
+    text = message.lower()
+    return "logprob" in text and any(w in text for w in ("max", "exceed", "greater than", "at most", "between",
+                                                          "too large", "too many", "<="))
 
 
 class VlmApiJudge:
     """The VQA judge's questions, answered by a model behind an OpenAI-compatible server."""
 
     name = "vlm_api"
-    metrics = VQA_METRICS
+    metrics = API_METRICS
 
     def __init__(self, model: str, base_url: str | None, *, api_key_env: str = "OPENAI_API_KEY", concurrency: int = 8,
                  timeout_s: float = 60.0, max_retries: int = 4, top_logprobs: int = 20, samples: int = 10,
@@ -101,25 +114,34 @@ class VlmApiJudge:
         settings = [f"top{self.top_logprobs}", f"n{self.samples}"]
         if self.extra_body or self.system_prompt:  # (absent from older keys: their caches stay valid)
             settings.append(json.dumps([self.extra_body, self.system_prompt], sort_keys=True))
-        return "|".join([*self.questions(item).values(), *settings])
+        return "|".join([*self.questions(item).values(), *settings, "t2v_metrics-gpt4o|geneval2-sum"])
 
     @staticmethod
     def questions(item: dict) -> dict[str, str]:
         return item_questions(item)
 
     def score(self, images, items, only: list | None = None):
-        """metric -> P(Yes) per image; `only[i]`, where given, the metrics still to ask of image i. A
-        question without an answer is listed in the image's `_missing` (never cached as a value)."""
+        """Per image: `api_<metric>` for each question and the Soft-TIFA masses of each atom; `only[i]`,
+        where given, the answers still to ask of image i. An answer without a value is listed in the
+        image's `_missing` (never cached as a value)."""
         urls = [data_url(im) for im in images]
-        pairs = [(i, metric, q) for i, item in enumerate(items) for metric, q in self.questions(item).items()
-                 if not only or not only[i] or metric in only[i]]
-        answers = self.client.map(lambda pair: self.ask(urls[pair[0]], pair[2]), pairs)
+        jobs = []  # (image, key, kind, question)
+        for i, item in enumerate(items):
+            for metric, question in self.questions(item).items():
+                jobs.append((i, f"api_{metric}", "vqa", question))
+                if metric != "vqa":
+                    jobs.append((i, f"tifa:{metric}", "tifa", tifa_question(question)))
+        jobs = [job for job in jobs if not only or not only[job[0]] or job[1] in only[job[0]]]
+        answers = self.client.map(lambda job: self.ask(urls[job[0]], job[3], job[2]), jobs)
         out = [{} for _ in items]
-        for (i, metric, _), (p, sampled) in zip(pairs, answers):
-            if p is not None:
-                out[i][metric] = p
+        for (i, key, kind, _), (value, sampled) in zip(jobs, answers):
+            if value is None:
+                out[i].setdefault("_missing", []).append(key)
+            elif kind == "vqa":
+                out[i][key] = value
             else:
-                out[i].setdefault("_missing", []).append(metric)
+                atom = key.removeprefix("tifa:")
+                out[i][YES_MASS + atom], out[i][NO_MASS + atom] = value
             if sampled:
                 out[i]["_judge"] = f"{self.model_ref} [sampled n={self.samples}]"
         return out
@@ -156,41 +178,55 @@ class VlmApiJudge:
     def derive(values: dict, item: dict) -> dict:
         return soft_tifa(values, item.get("action"), item.get("reciprocal"))
 
-    def ask(self, url: str, question: str) -> tuple[float | None, bool]:
-        """P(Yes) for one (image, question) and whether it came from sampled answers."""
+    def ask(self, url: str, question: str, kind: str = "vqa"):
+        """(the value of one question, whether it came from sampled answers): for `kind` "vqa" P("Yes")
+        (t2v_metrics), for "tifa" the (Yes, No) masses (GenEval 2); the value is None without an answer."""
         self.count_asked()
-        messages = self.messages([{"type": "image_url", "image_url": {"url": url}}, {"type": "text", "text": question}])
+        image, text = {"type": "image_url", "image_url": {"url": url}}, {"type": "text", "text": question}
+        messages = self.messages([text, image] if kind == "vqa" else [image, text])
         if not self.sampled:
             body = self.body(messages, temperature=0.0, logprobs=True, top_logprobs=self.top_logprobs)
             try:
                 reply = self.client.complete(body)
             except JudgeError as err:
-                if "logprob" not in getattr(err, "server_message", "").lower():
+                message = getattr(err, "server_message", "")
+                if _over_a_maximum(message):
+                    raise JudgeError(self._too_many(message)) from None
+                if "logprob" not in message.lower():
                     raise
                 self.sampled = True  # the server refuses log-probabilities outright
             else:
                 choice = self._choice(reply)
                 entries = ((choice.get("logprobs") or {}).get("content") or [])
                 if entries:
-                    share = yes_share_from_logprobs(entries[0])
-                    if share is None:
+                    value = t2v_yes(entries[0]) if kind == "vqa" else answer_masses(entries[0])
+                    if value is None or value == (0.0, 0.0):
                         self.note_empty(entries[0], None)
-                    return share, False
+                        return None, False
+                    return value, False
                 self.sampled = True
-        return self._sampled_share(messages, url, question), True
+        return self._sampled(messages, url, question, kind), True
 
-    def _sampled_share(self, messages: list, url: str, question: str) -> float | None:
+    def _too_many(self, message: str) -> str:
+        limits = re.findall(r"\d+", message)
+        advice = f"set it to at most {limits[-1]}" if limits else "lower it (vLLM allows 20 unless started with --max-logprobs)"
+        return (f"evaluate.vlm_api_top_logprobs is {self.top_logprobs}, more than the server at {self.client.base_url} "
+                f"allows ('{message[:120]}'); {advice}.")
+
+    def _sampled(self, messages: list, url: str, question: str, kind: str):
+        """The same quantities estimated from `samples` sampled first tokens (None when none is a Yes or No)."""
         seed = int(hashlib.sha256(f"{url}|{question}".encode()).hexdigest()[:8], 16) & 0x7FFFFFFF
-        words = []
-        while len(words) < self.samples:  # a server may give fewer than n choices per request
-            body = self.body(messages, temperature=1.0, n=self.samples - len(words), seed=seed + len(words))
+        texts: list[str] = []
+        while len(texts) < self.samples:  # a server may give fewer than n choices per request
+            body = self.body(messages, temperature=1.0, n=self.samples - len(texts), seed=seed + len(texts))
             choices = self._choice(self.client.complete(body), all_choices=True)
-            texts = [(c.get("message") or {}).get("content") for c in choices]
-            words += [answer_word(t) for t in texts]
-        yes, no = words.count(YES), words.count(NO)
+            texts += [(c.get("message") or {}).get("content") or "" for c in choices]
+        yes, no = sum(t in YES_VARIANTS for t in texts), sum(t in NO_VARIANTS for t in texts)
         if yes + no == 0:
             self.note_empty(None, texts[0] if texts else "")
-        return yes / (yes + no) if yes + no else None
+            return None
+        n = len(texts)
+        return texts.count(T2V_YES) / n if kind == "vqa" else (yes / n, no / n)
 
     def _choice(self, reply: dict, all_choices: bool = False):
         try:

@@ -13,8 +13,8 @@ classifier a known action); an item it does not apply to gets no values and cost
 |---|---|
 | clipscore | `clipscore`: 100 x max(cos, 0) between CLIP image and base-prompt embeddings (Hessel et al.) |
 | action_clip | `action_rank`, `action_top1`, `action_top5`: CLIP zero-shot over the benchmark's actions |
-| vqa | `vqa` and the atoms `vqa_agent1`, `vqa_agent2`, `vqa_event`, `vqa_action`, `vqa_reversed` (and, where the prompt names them, `vqa_count1/2`, `vqa_attribute1/2`): P("Yes") from a local VLM; `soft_tifa_am`, `soft_tifa_gm`, `soft_tifa_dsg` (atoms.py) |
-| vlm_api | the same metrics from a VLM behind an OpenAI-compatible server (api.py) |
+| vqa | `vqa` and the atoms `vqa_agent1`, `vqa_agent2`, `vqa_event`, `vqa_action`, `vqa_reversed` (and, where the prompt names them, `vqa_count1/2`, `vqa_attribute1/2`): VQAScore from a local VLM as t2v_metrics computes it, exp(-mean cross-entropy of "Yes" and the end of the sequence); `soft_tifa_am`, `soft_tifa_gm`, `soft_tifa_dsg` (GenEval 2's reading) and `soft_tifa_am_renorm`, `soft_tifa_gm_renorm` (atoms.py) |
+| vlm_api | `api_vqa`, `api_vqa_agent1`, ...: t2v_metrics' reading for a served model (the exact token "Yes" among the top log-probabilities), and the same Soft-TIFA metrics, from a VLM behind an OpenAI-compatible server (api.py) |
 | detection | `det_agent1`, `det_agent2` (best score), `det_both` (both above the threshold); `geo_*` (geometry.py) |
 | pickscore | `pickscore`: PickScore's logit_scale x cos between image and base prompt (Kirstain et al. 2023) |
 | reference | `ref_similarity`: DINOv2 cosine to the centroid of real frames of the action |
@@ -23,6 +23,7 @@ classifier a known action); an item it does not apply to gets no values and cost
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import warnings
 from pathlib import Path
@@ -31,12 +32,15 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from ..models import load_model, model_identity
-from .atoms import SOFT_TIFA, soft_tifa
+from .atoms import NO_MASS, SOFT_TIFA, SOFT_TIFA_RENORM, YES_MASS, soft_tifa
 from .geometry import interaction_geometry
-from .questions import action_caption, vqa_questions, with_article
+from .questions import NO_VARIANTS, SYSTEM_MSG, YES_VARIANTS, action_caption, tifa_question, vqa_questions, with_article
 
-VQA_METRICS = ("vqa", "vqa_agent1", "vqa_agent2", "vqa_event", "vqa_action", "vqa_reversed", "vqa_count1", "vqa_count2",
-               "vqa_attribute1", "vqa_attribute2", *SOFT_TIFA)
+VQA_QUESTIONS = ("vqa", "vqa_agent1", "vqa_agent2", "vqa_event", "vqa_action", "vqa_reversed", "vqa_count1", "vqa_count2",
+                 "vqa_attribute1", "vqa_attribute2")
+LOCAL_METRICS = (*VQA_QUESTIONS, *SOFT_TIFA, *SOFT_TIFA_RENORM)  # the local vqa judge's rows
+API_METRICS = (*(f"api_{m}" for m in VQA_QUESTIONS), *SOFT_TIFA, *SOFT_TIFA_RENORM)  # vlm_api's: another VQAScore reading
+READINGS = "t2v_metrics-ce|geneval2-sum"  # part of the cache key: a change of reading asks anew
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 
@@ -186,11 +190,17 @@ def item_questions(item: dict) -> dict[str, str]:
 
 
 class VqaJudge:
-    """P("Yes") from a local vision-language model, as in VQAScore, for the whole prompt and its atoms;
-    Soft-TIFA over the atoms (`derive`)."""
+    """A local vision-language model (transformers' AutoModelForImageTextToText). `vqa` and each atom:
+    VQAScore as t2v_metrics computes it, exp(-mean cross-entropy) of the answer "Yes" and the end of
+    the sequence after the question; LLaVA models (model_type llava) in t2v_metrics' LLaVA-1.5
+    conversation (its system message, "USER: <image>\n{question} ASSISTANT: Yes</s>"), any other
+    family in its processor's chat template. Each atom is also asked as GenEval 2 asks it
+    ("{question} Answer in one word.", in the chat template): the summed next-token probabilities of
+    the first tokens of 'Yes', 'yes', ' yes', ' Yes' (and of the No variants), from which `derive`
+    computes Soft-TIFA (atoms.py)."""
 
     name = "vqa"
-    metrics = VQA_METRICS
+    metrics = LOCAL_METRICS
 
     def __init__(self, model: str, device: str, run=None):
         import torch
@@ -199,50 +209,83 @@ class VqaJudge:
         self.model_ref, self.device = model, device
         self.weights = model_identity(model)
         self.processor = load_model(model, AutoProcessor.from_pretrained, what="VQA processor")
-        self.processor.tokenizer.padding_side = "left"  # the answer is read at the last position
+        self.processor.tokenizer.padding_side = "left"  # the answer is read at the last positions
         dtype = torch.float32 if device == "cpu" else torch.float16
         self.model = load_model(model, AutoModelForImageTextToText.from_pretrained, what="VQA model", run=run,
                                 dtype=dtype).to(device).eval()
-        self.yes_id = self.processor.tokenizer("Yes", add_special_tokens=False)["input_ids"][0]
+        tokenizer = self.processor.tokenizer
+        self.llava = getattr(self.model.config, "model_type", "") == "llava"
+        self.answer = (" Yes" if self.llava else "Yes") + (tokenizer.eos_token or "")
+        # GenEval 2 takes the first token of each variant and sums them as listed (a repeated id counts twice)
+        self.yes_ids = [tokenizer.encode(v, add_special_tokens=False)[0] for v in YES_VARIANTS]
+        self.no_ids = [tokenizer.encode(v, add_special_tokens=False)[0] for v in NO_VARIANTS]
 
     def identity(self) -> str:
         return self.weights
 
     def signature(self, item: dict) -> str:
-        return "|".join(self.questions(item).values())
+        return "|".join([*self.questions(item).values(), READINGS])
 
     @staticmethod
     def questions(item: dict) -> dict[str, str]:
         return item_questions(item)
 
     def prompt(self, question: str) -> str:
+        """The question in the model's chat template (LLaVA-1.5's plain format without one)."""
         messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}]
         if getattr(self.processor, "chat_template", None):
             return self.processor.apply_chat_template(messages, add_generation_prompt=True)
-        return f"USER: <image>\n{question} ASSISTANT:"  # LLaVA-1.5's format
+        return f"USER: <image>\n{question} ASSISTANT:"
+
+    def vqascore_prompt(self, question: str) -> str:
+        """What t2v_metrics puts before the answer: its LLaVA-1.5 conversation, or the chat template."""
+        return f"{SYSTEM_MSG} USER: <image>\n{question} ASSISTANT:" if self.llava else self.prompt(question)
+
+    def _forward(self, images, texts: list[str], keep: int = 1):
+        import torch
+
+        inputs = self.processor(images=images, text=texts, return_tensors="pt", padding=True).to(self.device)
+        position_ids = (inputs["attention_mask"].cumsum(-1) - 1).clamp(min=0)  # left padding must not shift positions
+        with torch.inference_mode():
+            logits = self.model(**inputs, position_ids=position_ids, logits_to_keep=keep).logits.float()
+        return logits, inputs["input_ids"]
 
     def next_token_probabilities(self, images, questions: list[str]):
         """The distribution of the first answer token for each (image, question) pair, in one forward pass."""
-        import torch
+        logits, _ = self._forward(images, [self.prompt(q) for q in questions])
+        return logits[:, -1].softmax(-1)
 
-        inputs = self.processor(images=images, text=[self.prompt(q) for q in questions], return_tensors="pt",
-                                padding=True).to(self.device)
-        mask = inputs["attention_mask"]
-        position_ids = (mask.cumsum(-1) - 1).clamp(min=0)  # left padding must not shift positions
-        with torch.inference_mode():
-            logits = self.model(**inputs, position_ids=position_ids).logits[:, -1].float()
-        return logits.softmax(-1)
-
-    def yes_probabilities(self, images, questions: list[str]) -> list[float]:
-        """P(first answer token is "Yes") for each (image, question) pair, in one forward pass."""
-        return self.next_token_probabilities(images, questions)[:, self.yes_id].tolist()
+    def vqascores(self, images, questions: list[str]) -> list[float]:
+        """exp(-mean cross-entropy) of the answer tokens ("Yes" and the end of the sequence) after each
+        question, as t2v_metrics computes VQAScore, in one forward pass."""
+        tokenizer = self.processor.tokenizer
+        prompts = [self.vqascore_prompt(q) for q in questions]
+        lengths = []
+        for prompt in prompts:
+            head = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+            full = tokenizer(prompt + self.answer, add_special_tokens=False)["input_ids"]
+            lengths.append(len(full) - len(head) if full[:len(head)] == head else len(full) - len(head) + 1)
+        keep = max(lengths) + 1
+        logits, ids = self._forward(images, [p + self.answer for p in prompts], keep)
+        logp = logits.log_softmax(-1)
+        scores = []
+        for row, k in enumerate(lengths):  # logits at kept position j predict the token after it
+            targets = ids[row, ids.shape[1] - k:]
+            predicted = logp[row, keep - k - 1:keep - 1]
+            scores.append(math.exp(predicted.gather(-1, targets[:, None]).mean().item()))
+        return scores
 
     def score(self, images, items):
-        pairs = [(i, metric, q) for i, item in enumerate(items) for metric, q in self.questions(item).items()]
-        probs = self.yes_probabilities([images[i] for i, _, _ in pairs], [q for _, _, q in pairs])
+        asks = [(i, metric, q) for i, item in enumerate(items) for metric, q in self.questions(item).items()]
         out = [{} for _ in items]
-        for (i, metric, _), p in zip(pairs, probs):
-            out[i][metric] = p
+        for (i, metric, _), value in zip(asks, self.vqascores([images[i] for i, _, _ in asks], [q for *_, q in asks])):
+            out[i][metric] = value
+        atoms = [(i, metric, q) for i, metric, q in asks if metric != "vqa"]
+        if atoms:
+            probs = self.next_token_probabilities([images[i] for i, _, _ in atoms], [tifa_question(q) for *_, q in atoms])
+            for (i, metric, _), p in zip(atoms, probs):
+                out[i][YES_MASS + metric] = float(p[self.yes_ids].sum())
+                out[i][NO_MASS + metric] = float(p[self.no_ids].sum())
         return out
 
     @staticmethod

@@ -5,8 +5,9 @@ the prompt better, asked in both orders to cancel its preference for a position.
 
 P(first) is read from the first answer token: for the local VQA judge from its next-token
 distribution (the first tokens of "first"/"First"/" first" against those of "second"), for `vlm_api`
-from the top log-probabilities (a token counts when, stripped and lower-cased, it begins "first" or
-is "1", likewise "second" or "2"), with the sampled fallback of `api.py` where a server gives none.
+from the top log-probabilities (`pair_word`: a token counts for "first" when, stripped, lower-cased and
+without trailing punctuation, it is "1", "one" or a beginning of "first" of at least two letters:
+"First", " fir"; likewise "second"), with the sampled fallback of `api.py` where a server gives none.
 Each pair (a, b) is asked as (a, b) and as (b, a): P(a better) = (P(first | a first) + 1 - P(first |
 b first)) / 2. `judge_pairs(run)` judges the run's planned pairs (`pairs.parquet`, made by
 `annotate.pairs.plan_pairs`) and writes `pair_judgements.parquet`; answers are cached per (both
@@ -15,7 +16,6 @@ images' content in their order, judge, model, question) in `pair_cache.jsonl`.
 
 from __future__ import annotations
 
-import math
 import warnings
 
 import pandas as pd
@@ -24,13 +24,15 @@ from ..cache import JsonlCache, cache_key
 from ..errors import InputError
 from ..manifest import configured_images, image_hash
 from ..schema import PAIR_JUDGEMENTS, PAIRS, load_benchmark
+from .api import data_url, top_probabilities
 
 PAIR_QUESTION = 'Which image shows "{prompt}" better: the first or the second? Answer "first" or "second".'
 FIRST, SECOND = "first", "second"
 
 
 def pair_word(token: str | None) -> str | None:
-    """'first' or 'second' for a first answer token that begins that answer ('First', ' sec', '1'), else None."""
+    """'first' or 'second' for a first answer token that is a beginning of that answer of at least two
+    letters ('First', ' sec', 'first.'), or '1'/'one', '2'/'two' (stripped, lower-cased); else None."""
     word = (token or "").strip().lower().rstrip(".,!:;")
     if word in ("1", "one"):
         return FIRST
@@ -60,8 +62,6 @@ class LocalPairJudge:
         return self.vqa.identity()
 
     def p_first(self, pairs: list[tuple], questions: list[str]) -> list[float | None]:
-        import torch
-
         processor = self.vqa.processor
         messages = [{"role": "user", "content": [{"type": "image"}, {"type": "image"}, {"type": "text", "text": q}]}
                     for q in questions]
@@ -69,10 +69,8 @@ class LocalPairJudge:
             texts = [processor.apply_chat_template([m], add_generation_prompt=True) for m in messages]
         else:
             texts = [f"USER: <image>\n<image>\n{q} ASSISTANT:" for q in questions]
-        inputs = processor(images=[list(p) for p in pairs], text=texts, return_tensors="pt", padding=True).to(self.vqa.device)
-        position_ids = (inputs["attention_mask"].cumsum(-1) - 1).clamp(min=0)
-        with torch.inference_mode():
-            probs = self.vqa.model(**inputs, position_ids=position_ids).logits[:, -1].float().softmax(-1)
+        logits, _ = self.vqa._forward([list(p) for p in pairs], texts)
+        probs = logits[:, -1].softmax(-1)
         first = probs[:, self.ids[FIRST]].sum(-1)
         second = probs[:, self.ids[SECOND]].sum(-1)
         return (first / (first + second)).tolist()
@@ -90,8 +88,6 @@ class ApiPairJudge:
         return self.api.identity()
 
     def p_first(self, pairs: list[tuple], questions: list[str]) -> list[float | None]:
-        from .api import data_url
-
         jobs = [([data_url(a), data_url(b)], q) for (a, b), q in zip(pairs, questions)]
         return self.api.client.map(lambda job: self._ask(*job), jobs)
 
@@ -113,14 +109,12 @@ class ApiPairJudge:
 
 
 def _first_share(entry: dict) -> float | None:
+    """P(first) / (P(first) + P(second)) over the first answer token's top log-probabilities (None without either)."""
     mass = {FIRST: 0.0, SECOND: 0.0}
-    seen = set()
-    for top in [entry, *(entry.get("top_logprobs") or [])]:
-        token, logprob = top.get("token"), top.get("logprob")
+    for token, probability in top_probabilities(entry).items():
         word = pair_word(token)
-        if word and logprob is not None and token not in seen:
-            seen.add(token)
-            mass[word] += math.exp(logprob)
+        if word:
+            mass[word] += probability
     total = mass[FIRST] + mass[SECOND]
     return mass[FIRST] / total if total > 0 else None
 

@@ -9,6 +9,12 @@ from ..words import count_number, lexicon, number_word, plural
 
 VQA_TEMPLATE = 'Does this figure show "{text}"? Please answer yes or no.'  # VQAScore's question (Lin et al. 2024), exactly
 ANSWER_SUFFIX = " Please answer yes or no."
+# t2v_metrics' system message for LLaVA-1.5 (its constants.SYSTEM_MSG), before "USER: <image>\n{question} ASSISTANT: Yes</s>"
+SYSTEM_MSG = ("A chat between a curious user and an artificial intelligence assistant. The assistant gives helpful, "
+              "detailed, and polite answers to the user's questions.")
+TIFA_SUFFIX = " Answer in one word."  # GenEval 2 asks each atom as "{question} Answer in one word."
+YES_VARIANTS = ("Yes", "yes", " yes", " Yes")  # GenEval 2's answer list, in its order
+NO_VARIANTS = ("No", "no", " no", " No")  # the same for an atom whose right answer is no (act2i's control)
 # materials asked as "made of ...": the substance, for the adjective a prompt uses ("wooden dogs")
 SUBSTANCES = {"wooden": "wood", "wood": "wood", "woolen": "wool", "woollen": "wool", "wool": "wool", "metal": "metal",
               "metallic": "metal", "stone": "stone", "glass": "glass", "plastic": "plastic", "paper": "paper",
@@ -20,6 +26,11 @@ SUBSTANCES = {"wooden": "wood", "wood": "wood", "woolen": "wool", "woollen": "wo
               "snow": "snow", "sand": "sand", "cotton": "cotton", "silk": "silk", "velvet": "velvet", "denim": "denim",
               "tin": "tin", "aluminum": "aluminum", "aluminium": "aluminium", "brass": "brass", "platinum": "platinum",
               "diamond": "diamond", "pearl": "pearl", "wax": "wax", "lego": "Lego bricks"}
+
+
+def tifa_question(question: str) -> str:
+    """An atom's VQAScore question as GenEval 2 asks it: "Is there a wolf in this image? Answer in one word."."""
+    return question.removesuffix(ANSWER_SUFFIX) + TIFA_SUFFIX
 
 
 def with_article(name: str) -> str:

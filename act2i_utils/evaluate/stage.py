@@ -112,7 +112,7 @@ JUDGES = {
     "pickscore": ("pickscore_model", lambda m: PickScore(m.cfg.pickscore_model, m.device, m.cfg.pickscore_processor, run=m.run)),
 }
 METRICS = tuple(JUDGES)
-EXCLUSIVE = ("vqa", "vlm_api")  # both write the VQA metrics (vqa, vqa_agent1, ..., soft_tifa_*)
+EXCLUSIVE = ("vqa", "vlm_api")  # both write Soft-TIFA (soft_tifa_*, one definition)
 
 
 def list_metrics() -> list[str]:
@@ -127,8 +127,8 @@ def check_metrics(metrics: list[str], where: str = "evaluate.metrics") -> None:
         hint = f" (did you mean '{close[0]}'?)" if close else ""
         raise ConfigError(f"Unknown metric(s) {', '.join(unknown)} in {where}{hint}; known: {', '.join(JUDGES)}.")
     if all(m in metrics for m in EXCLUSIVE):
-        raise ConfigError(f"{where} names both vqa and vlm_api, which write the same metrics (vqa, vqa_agent1, ..., "
-                          "soft_tifa_gm); keep one, and compare the other with evaluate.score() or in a second run.")
+        raise ConfigError(f"{where} names both vqa and vlm_api, which both write Soft-TIFA (soft_tifa_am, "
+                          "soft_tifa_gm, ...); keep one, and compare the other with evaluate.score() or in a second run.")
 
 
 def make_judges(cfg, device: str, actions: list[str] | dict[str, str | None], metrics: list[str] | None = None,
@@ -203,7 +203,7 @@ def judge_all(judge, items: list[dict], cache: JsonlCache, batch_size: int, prog
 
 def _yields_a_value(values: dict) -> bool:
     """False for an answer whose every question went unanswered: caching it would keep it empty for good."""
-    return "_missing" not in values or any(not m.startswith("_") for m in values)
+    return "_missing" not in values or any(m not in ("_missing", "_judge") for m in values)
 
 
 def run(run, progress: bool = True) -> pd.DataFrame:
@@ -252,8 +252,9 @@ def summary(scores: pd.DataFrame) -> pd.DataFrame:
 def vqa_breakdown(scores: pd.DataFrame) -> pd.DataFrame:
     """Mean VQA answers per model and variant, with the share of images where the role-reversed
     question gets a higher "Yes" than the stated one (a suspected role reversal)."""
-    vqa = scores[scores["metric"].str.startswith("vqa")]
+    vqa = scores[scores["metric"].str.match(r"^(api_)?vqa")]
     wide = vqa.pivot_table(index=["model", "variant", "id", "seed"], columns="metric", values="value", sort=False)
-    if {"vqa_action", "vqa_reversed"} <= set(wide.columns):
-        wide["reversal_suspected"] = (wide["vqa_reversed"] > wide["vqa_action"]).astype(float)
+    for prefix in ("", "api_"):
+        if {f"{prefix}vqa_action", f"{prefix}vqa_reversed"} <= set(wide.columns):
+            wide["reversal_suspected"] = (wide[f"{prefix}vqa_reversed"] > wide[f"{prefix}vqa_action"]).astype(float)
     return wide.groupby(level=["model", "variant"], sort=False).mean().round(3)

@@ -38,7 +38,7 @@ HUMAN = "human"
 
 # metric -> the judge (model) that produces it; metrics of one model share its blind spots
 FAMILIES = (
-    (re.compile(r"^(vqa(_.*)?|soft_tifa_.*)$"), "VQA judge (evaluate.vqa_model or vlm_api_model)"),
+    (re.compile(r"^((api_)?vqa(_.*)?|soft_tifa_.*)$"), "VQA judge (evaluate.vqa_model or vlm_api_model)"),
     (re.compile(r"^(clipscore|action_.*)$"), "CLIP (evaluate.clip_model)"),
     (re.compile(r"^(det_.*|geo_.*)$"), "detector (evaluate.detector_model)"),
     (re.compile(r"^ref_.*$"), "reference similarity (evaluate.reference_model)"),

@@ -43,7 +43,9 @@ from .evaluation import cost_curve
 
 # metric -> the evaluate judge that writes it (tests check this against every judge's declared metrics)
 GROUPS = (
-    (re.compile(r"^(vqa|vqa_(agent[12]|event|action|reversed|count[12]|attribute[12])|soft_tifa_(am|gm|dsg))$"), "vqa"),
+    (re.compile(r"^(vqa|vqa_(agent[12]|event|action|reversed|count[12]|attribute[12]))$"), "vqa"),
+    (re.compile(r"^api_(vqa|vqa_(agent[12]|event|action|reversed|count[12]|attribute[12]))$"), "vlm_api"),
+    (re.compile(r"^soft_tifa_(am|gm|dsg|am_renorm|gm_renorm)$"), "soft_tifa"),  # both VQA judges write these
     (re.compile(r"^clipscore$"), "clipscore"),
     (re.compile(r"^action_(rank|top1|top5)$"), "action_clip"),
     (re.compile(r"^(det_(agent1|agent2|both)|geo_(agents|iou|contact|topology))$"), "detection"),
@@ -54,6 +56,7 @@ GROUPS = (
 NOT_HIGHER_IS_BETTER = {
     "action_rank": "a rank: lower is better",
     "vqa_reversed": "the role-reversed control: lower is better",
+    "api_vqa_reversed": "the role-reversed control: lower is better",
     "geo_contact": "a gap between the agents, good or bad by action",
     "geo_iou": "an overlap of the agents, good or bad by action",
 }
@@ -81,7 +84,7 @@ def judge_group(metric: str, configured: list[str]) -> str:
                           f"({NOT_HIGHER_IS_BETTER[metric]}); choose soft_tifa_gm, vqa, clipscore, pickscore or action_top1.")
     for pattern, group in GROUPS:
         if pattern.match(metric):
-            return ("vlm_api" if "vlm_api" in configured else "vqa") if group == "vqa" else group
+            return ("vlm_api" if "vlm_api" in configured else "vqa") if group == "soft_tifa" else group
     raise ConfigError(f"select.judge_metric '{metric}' is not a metric of any judge; choose one such as soft_tifa_gm, vqa, "
                       "vqa_action, clipscore, pickscore, action_top1, det_both or ref_similarity.")
 
