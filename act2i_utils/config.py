@@ -106,9 +106,13 @@ class EnrichConfig:
     timeout_s: float = spec(120.0, expect="a positive number", check=positive)
 
 
+EXTERNAL = "external"  # a model entry whose images were made elsewhere (`act2i import-images`), never loaded
+EXTERNAL_UNUSED = ("steps", "guidance", "height", "width", "dtype", "max_sequence_length")
+
+
 @dataclass(frozen=True)
 class T2IModel:
-    model: str = spec(expect="a string: a registry key, Hugging Face id, local folder or tiny:NAME")
+    model: str = spec(expect="a string: a registry key, Hugging Face id, local folder, tiny:NAME or external")
     name: str | None = spec(None, expect=f"a name ({SAFE_NAME_RULE})", check=_name)  # label in paths and figures
     steps: int | None = spec(None, expect="a positive integer", check=positive)
     guidance: float | None = spec(None, expect="a number >= 0", check=non_negative)
@@ -116,6 +120,11 @@ class T2IModel:
     width: int | None = spec(None, expect="a positive integer", check=positive)
     dtype: Literal["float16", "bfloat16", "float32"] | None = None
     max_sequence_length: int | None = spec(None, expect="a positive integer", check=positive)
+
+    @property
+    def external(self) -> bool:
+        """Images made elsewhere (a closed model): imported with any seeds, never generated or loaded."""
+        return self.model == EXTERNAL
 
     @property
     def label(self) -> str:
@@ -148,6 +157,10 @@ class GenerateConfig:
     # Opt-in modes that CHANGE the images (never in the paper profile):
     fp8: bool = False  # float8 matmuls in the denoiser (torchao, a GPU of compute capability 8.9+)
     step_cache: float | None = spec(None, expect="a positive number or null", check=positive)  # diffusers' first-block cache threshold, e.g. 0.05-0.2
+
+    def made_here(self) -> list[T2IModel]:
+        """The models this run generates with (not the external ones)."""
+        return [m for m in self.models if not m.external]
 
 
 @dataclass(frozen=True)
@@ -302,7 +315,7 @@ class Profile:
         """Every model this profile may load, in stage order."""
         llm = {self.enrich.backend, self.enrich.fallback_backend} & {"transformers", "openai"}
         refs = [self.enrich.model] if llm and self.enrich.model else []
-        refs += [m.model for m in self.generate.models]
+        refs += [m.model for m in self.generate.made_here()]
         ev = self.evaluate
         refs += [ev.clip_model, ev.vqa_model, ev.detector_model, ev.reference_model]
         if "pickscore" in ev.metrics:
@@ -340,6 +353,15 @@ def _cross_checks(p: Profile) -> list[tuple[str, str]]:
         problems.append(("enrich.backend", "is 'source', which takes the rewrites of an imported prompt set; set benchmark.source"))
     if p.enrich.backend == "source" and p.enrich.n_samples != 1:
         problems.append(("enrich.n_samples", "must be 1 with enrich.backend 'source' (a file carries one rewrite per dimension)"))
+    for i, m in enumerate(p.generate.models):
+        if m.external and not m.name:
+            problems.append((f"generate.models[{i}]", "is an external model (images made elsewhere, brought in by "
+                                                      "act2i import-images); give it a name: the model column of the "
+                                                      "import mapping, e.g. {model: external, name: dall-e-3}"))
+        for key in EXTERNAL_UNUSED if m.external else ():
+            if getattr(m, key) is not None:
+                problems.append((f"generate.models[{i}].{key}", "is set, but an external model makes no images here; "
+                                                                "leave it out"))
     names = [m.label for m in p.generate.models]
     for i, name in enumerate(names):
         if not is_safe_name(name):
@@ -353,6 +375,9 @@ def _cross_checks(p: Profile) -> list[tuple[str, str]]:
         problems.append(("generate.models", f"must have distinct names; give each a `name:` ({', '.join(dupes)} repeat)"))
     if len(set(p.generate.seeds)) != len(p.generate.seeds):
         problems.append(("generate.seeds", "must not repeat a seed"))
+    repeated = sorted({v for v in p.generate.variants if p.generate.variants.count(v) > 1})
+    if repeated:
+        problems.append(("generate.variants", f"must not repeat a variant ({', '.join(repeated)} repeats)"))
     outside = [s for s in (p.select.selection_seeds or []) if s not in p.generate.seeds]
     if outside:
         problems.append(("select.selection_seeds", f"names seed(s) {', '.join(map(str, outside))} that generate.seeds does not "

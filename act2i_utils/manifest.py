@@ -117,16 +117,17 @@ def merge_manifest(run_root: Path) -> pd.DataFrame:
 def configured_images(run) -> tuple[pd.DataFrame, int]:
     """The manifest rows the run's current config names, and how many other rows are set aside.
 
-    An image counts when its model, variant and seed are in the profile, its prompt id is in the
-    benchmark, and it was made from the current prompt text (sample 0 of its variant); images of
-    earlier settings stay on disk but no stage uses them.
+    An image counts when its model, variant and seed are in the profile (any seed for an external
+    model's imported images), its prompt id is in the benchmark, and it was made from the current
+    prompt text (sample 0 of its variant); images of earlier settings stay on disk but no stage uses them.
     """
     from .schema import PROMPTS
 
     manifest = read_manifest(run.root)
     cfg = run.config.generate
+    external = [m.label for m in cfg.models if m.external]  # images made elsewhere: whatever seeds they were imported with
     keep = (manifest["model"].isin([m.label for m in cfg.models]) & manifest["variant"].isin(cfg.variants)
-            & manifest["seed"].astype(int).isin(cfg.seeds))
+            & (manifest["seed"].astype(int).isin(cfg.seeds) | manifest["model"].isin(external)))
     if run.benchmark_path.is_file():
         keep &= manifest["id"].isin(pd.read_parquet(run.benchmark_path, columns=["id"])["id"])
     if run.prompts_path.is_file():

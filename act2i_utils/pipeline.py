@@ -31,15 +31,19 @@ def check_profile(profile) -> None:
     references, metric and dimension names. Raises one ConfigError sentence for the first problem."""
     from .enrich.dimensions import DIMENSIONS
     from .evaluate import list_metrics
+    from .generate.pipelines import check_size
     from .models import check_reference
     from .registry import resolve_spec
 
     for i, entry in enumerate(profile.generate.models):
+        if entry.external:
+            continue  # images made elsewhere: nothing to resolve or load
         try:
             resolve_spec(entry)
             check_reference(entry.model if entry.model.startswith("tiny:") else resolve_spec(entry).id)
         except Act2iError as err:
             raise ConfigError(f"generate.models[{i}].model: {err}") from None
+        check_size(resolve_spec(entry), i)
     known = {**DIMENSIONS, **profile.enrich.custom_dimensions}
     unknown = [d for d in profile.enrich.dimensions if d not in known]
     if unknown:

@@ -34,12 +34,14 @@ class ModelSpec:
     max_sequence_length: int | None
     licence: str | None
     output_modes: tuple = ()  # opt-in generate options that change images, e.g. (("fp8", True),)
+    weights: str | None = None  # models.model_identity: a folder's content hash, a Hub model's commit
 
     def settings(self) -> dict:
-        """Every value of the profile that shapes an image: recorded with each image, compared on resume."""
+        """Every value that shapes an image, the weights included: recorded with each image, compared on resume."""
         out = {"model_id": self.id, "steps": self.steps, "guidance": self.guidance, "height": self.height,
                "width": self.width, "dtype": self.dtype, "max_sequence_length": self.max_sequence_length}
-        return {**out, **dict(self.output_modes)}
+        weights = {"weights": self.weights} if self.weights else {}
+        return {**out, **dict(self.output_modes), **weights}
 
 
 @functools.lru_cache(maxsize=None)
@@ -96,6 +98,8 @@ def random_weights(models) -> bool:
     """True when any of these profile entries is a tiny random-weight model (results must say so)."""
 
     def tiny(entry) -> bool:
+        if getattr(entry, "external", False):
+            return False
         try:
             return resolve_spec(entry).id.startswith("tiny:")
         except ModelLoadError:

@@ -59,6 +59,9 @@ def export_tasks(run_root: Path, out: Path, url_prefix: str = "/data/local-files
     return out / "tasks.json"
 
 
+AS_JSON = "export the project as JSON, not JSON-MIN or CSV (Export, then JSON: tasks with their annotations)"
+
+
 def import_results(run_root: Path, path: Path) -> int:
     """Read a Label Studio JSON export into the study's answers; returns how many were stored.
 
@@ -73,7 +76,7 @@ def import_results(run_root: Path, path: Path) -> int:
     try:
         tasks = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, RecursionError, json.JSONDecodeError) as err:
-        raise InputError(f"{path}: not a Label Studio JSON export ({type(err).__name__}).") from None
+        raise InputError(f"{path}: not a Label Studio JSON export ({type(err).__name__}); {AS_JSON}.") from None
     if not isinstance(tasks, list):
         raise InputError(f"{path}: a Label Studio JSON export is a list of tasks.")
     stored = 0
@@ -83,6 +86,8 @@ def import_results(run_root: Path, path: Path) -> int:
             if not isinstance(task, dict):
                 raise InputError(f"{path}: item {number} is a {type(task).__name__}, not a Label Studio task object.")
             where = f"{path}: task {task.get('id', f'#{number}')}"
+            if "data" not in task and "annotations" not in task and "image_id" in task:
+                raise InputError(f"{where} is a flat row of a JSON-MIN export, which leaves out who answered; {AS_JSON}.")
             if not isinstance(task.get("data"), dict):
                 raise InputError(f"{where} has no data object.")
             image_id = task["data"].get("image_id")

@@ -188,8 +188,10 @@ def annotator_for(path: Path, token: str | None) -> str | None:
 
 
 def assign(path: Path, overlap: int, seed: int = 0) -> int:
-    """Give every image `overlap` annotators (fewer if there are fewer), always the least loaded,
-    then even out the loads by moving unanswered assignments to annotators who joined later.
+    """Give every image `overlap` annotators (fewer if there are fewer), always the least loaded in
+    the image's stratum (model x variant), then even out the loads stratum by stratum by moving
+    unanswered assignments to annotators who joined later: each annotator's images of one model and
+    variant differ from another's by at most one, so no annotator's leniency leans on one variant.
     Each annotator sees their images in their own seeded random order. Returns the changes made.
 
     A higher overlap than before is applied; a lower one is refused: it would take images away
@@ -204,22 +206,32 @@ def assign(path: Path, overlap: int, seed: int = 0) -> int:
         for r in conn.execute("SELECT annotator, image_id FROM assignments WHERE annotator NOT IN (SELECT name FROM workers)"):
             holders.setdefault(r["image_id"], set()).add(r["annotator"])
         answered = {(r["annotator"], r["image_id"]) for r in conn.execute("SELECT annotator, image_id FROM answers WHERE undone = 0")}
+        strata = {r["image_id"]: (r["model"], r["variant"])
+                  for r in conn.execute("SELECT image_id, model, variant FROM images WHERE gold IS NULL")}
         load = {p: 0 for p in people}
+        held = {(p, s): 0 for p in people for s in set(strata.values())}  # images per annotator and stratum
         for image_id, names in holders.items():
             for name in names & load.keys():
                 load[name] += 1
-        images = sorted(r["image_id"] for r in conn.execute("SELECT image_id FROM images WHERE gold IS NULL"))
+                if image_id in strata:
+                    held[(name, strata[image_id])] += 1
+        images = sorted(strata)
         random.Random(seed).shuffle(images)
         changes = 0
         for image_id in images:
-            taken = holders.setdefault(image_id, set())
-            free = sorted((p for p in people if p not in taken), key=lambda p: (load[p], _order(seed, p, image_id)))
+            taken, stratum = holders.setdefault(image_id, set()), strata[image_id]
+            free = sorted((p for p in people if p not in taken),
+                          key=lambda p: (held[(p, stratum)], load[p], _order(seed, p, image_id)))
             for person in free[:max(min(overlap, len(people)) - len(taken), 0)]:
                 conn.execute("INSERT INTO assignments VALUES (?, ?, ?)", (person, image_id, _order(seed, person, image_id)))
                 taken.add(person)
                 load[person] += 1
+                held[(person, stratum)] += 1
                 changes += 1
-        changes += _rebalance(conn, people, images, holders, answered, load, seed)
+        for stratum in sorted(set(strata.values())):
+            members = [i for i in images if strata[i] == stratum]
+            counts = {p: held[(p, stratum)] for p in people}
+            changes += _rebalance(conn, people, members, holders, answered, counts, seed, load)
     return changes
 
 
@@ -233,15 +245,16 @@ def _set_overlap(conn: sqlite3.Connection, overlap: int) -> None:
     conn.execute("INSERT OR REPLACE INTO meta VALUES ('overlap', ?)", (str(overlap),))
 
 
-def _rebalance(conn, people, images, holders, answered, load, seed) -> int:
-    """Move unanswered assignments from the busiest to the idlest annotator until loads differ by at most one."""
+def _rebalance(conn, people, images, holders, answered, counts, seed, load) -> int:
+    """Move unanswered assignments of `images` (one stratum) from the busiest to the idlest annotator
+    until their `counts` differ by at most one; ties go by the overall `load`, kept up to date."""
     queues = {p: sorted((_order(seed, p, i), i) for i in images if p in holders[i] and (p, i) not in answered)
               for p in people}  # each annotator's movable images, in a fixed order
     moves = 0
     while True:
-        busiest = max(people, key=lambda p: (load[p], p))
-        idlest = min(people, key=lambda p: (load[p], p))
-        if load[busiest] - load[idlest] <= 1:
+        busiest = max(people, key=lambda p: (counts[p], load[p], p))
+        idlest = min(people, key=lambda p: (counts[p], load[p], p))
+        if counts[busiest] - counts[idlest] <= 1:
             return moves
         pick = next((entry for entry in queues[busiest] if idlest not in holders[entry[1]]), None)
         if pick is None:
@@ -251,8 +264,9 @@ def _rebalance(conn, people, images, holders, answered, load, seed) -> int:
         conn.execute("UPDATE assignments SET annotator = ?, position = ? WHERE annotator = ? AND image_id = ?",
                      (idlest, _order(seed, idlest, image_id), busiest, image_id))
         holders[image_id] = (holders[image_id] - {busiest}) | {idlest}
-        load[busiest] -= 1
-        load[idlest] += 1
+        for table in (counts, load):
+            table[busiest] -= 1
+            table[idlest] += 1
         moves += 1
 
 

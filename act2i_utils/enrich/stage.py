@@ -147,7 +147,7 @@ def run(run, progress: bool = True) -> pd.DataFrame:
     cfg = run.config.enrich
     table = load_benchmark(run.require(run.benchmark_path))
     with run.stage("enrich"):
-        budget = budget_for_models(run.config.generate.models)
+        budget = budget_for_models(run.config.generate.made_here())
 
         def rewrite(rows: pd.DataFrame, dimensions: list[str], name: str | None = None) -> pd.DataFrame:
             backend = make_backend(cfg, device=resolve_device(run.config.device), agents=run.config.benchmark.agents,

@@ -10,9 +10,11 @@ matmuls and the first-block step cache.
 from __future__ import annotations
 
 import inspect
+import json
 import warnings
+from pathlib import Path
 
-from ..errors import Act2iError
+from ..errors import Act2iError, ConfigError
 from ..registry import ModelSpec
 
 
@@ -28,6 +30,61 @@ def torch_dtype(name: str):
 def dtype_used(spec: ModelSpec, device: str) -> str:
     """The dtype the model really runs in: half precision on a CPU runs as float32 (no fast kernels)."""
     return spec.dtype if device != "cpu" or spec.dtype == "float32" else "float32"
+
+
+# pipelines whose check_inputs asks for a fixed multiple, whatever their VAE (diffusers' code)
+FIXED_MULTIPLE = {"StableDiffusionPipeline": 8, "StableDiffusionXLPipeline": 8, "PixArtAlphaPipeline": 8,
+                  "PixArtSigmaPipeline": 8, "SanaPipeline": 32}
+
+
+def size_multiple(spec: ModelSpec) -> tuple[int, str, str] | None:
+    """(the multiple the pipeline needs height and width to be, why, its family), read from the
+    model's config files where they are on disk, else from its family's defaults; None when unknown."""
+    family = _model_config(spec, "model_index.json").get("_class_name") or spec.family or ""
+    if family in FIXED_MULTIPLE:
+        return FIXED_MULTIPLE[family], f"{family} checks for multiples of {FIXED_MULTIPLE[family]}", family
+    blocks = _model_config(spec, "vae/config.json").get("block_out_channels")
+    scale = 2 ** (len(blocks) - 1) if blocks else 8
+    if family.startswith("Flux"):
+        return scale * 2, f"VAE scale {scale} x 2, FLUX's latent packing", family
+    if family.startswith("StableDiffusion3"):
+        patch = _model_config(spec, "transformer/config.json").get("patch_size") or 2
+        return scale * patch, f"VAE scale {scale} x patch size {patch}", family
+    return None
+
+
+def _model_config(spec: ModelSpec, name: str) -> dict:
+    """A config file of the model's folder (a local or tiny folder, or the Hub cache), {} where absent."""
+    from ..models import resolve_model
+
+    source = resolve_model(spec.id)
+    if source.kind == "hub":
+        from huggingface_hub import try_to_load_from_cache
+
+        path = try_to_load_from_cache(spec.id, name)
+        if not isinstance(path, str):
+            return {}
+    else:
+        path = Path(source.location) / name
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def check_size(spec: ModelSpec, index: int) -> None:
+    """One sentence naming `generate.models[index].height` (or width) when the pipeline cannot make that size."""
+    found = size_multiple(spec)
+    if found is None:
+        return
+    multiple, why, family = found
+    for key in ("height", "width"):
+        value = getattr(spec, key)
+        if value and value % multiple:
+            below, above = value - value % multiple, value - value % multiple + multiple
+            options = f"{below} or {above}" if below else f"{above} or {above + multiple}"
+            raise ConfigError(f"generate.models[{index}].{key} is {value}, which {spec.label} ({family}) cannot make: it "
+                              f"must be a multiple of {multiple} ({why}; e.g. {options}).")
 
 
 def load_pipeline(spec: ModelSpec, *, device: str, options, run=None):

@@ -21,10 +21,11 @@ import pandas as pd
 from ..errors import Act2iError, InputError
 from ..fileio import unwritable
 from ..manifest import append_rows, is_valid_png, merge_manifest, prompt_hash, read_manifest, save_png
+from ..models import model_identity
 from ..registry import ModelSpec, resolve_spec
 from ..runs import RunPaths, now, package_versions
 from ..schema import KEY, PROMPTS
-from .pipelines import call_kwargs, dtype_used, generate_images, is_out_of_memory, load_pipeline
+from .pipelines import call_kwargs, check_size, dtype_used, generate_images, is_out_of_memory, load_pipeline
 
 
 @dataclass(frozen=True)
@@ -88,9 +89,29 @@ def is_done(job: ImageJob, spec: ModelSpec, record: dict | None, run_root: Path)
     """An image counts as made when its file is intact and was made from this prompt and these settings."""
     if record is None or record.get("prompt_hash") != prompt_hash(job.prompt):
         return False
-    if record.get("source") != "imported" and record.get("settings") != settings_json(spec):
-        return False  # any setting that shapes an image changed (size, steps, dtype, T5 length, ...)
+    if record.get("source") != "imported" and not same_settings(record.get("settings"), spec):
+        return False  # any setting that shapes an image changed (weights, size, steps, dtype, T5 length, ...)
     return is_valid_png(run_root / record["path"])
+
+
+def same_settings(recorded: str | None, spec: ModelSpec) -> bool:
+    """Whether an image's recorded settings are the spec's. A Hub model's weights count as the same
+    when its commit is not known here (not in the cache) but its id is; an image recorded before
+    act2i kept the weights is compared on the other settings."""
+    try:
+        then = json.loads(recorded or "")
+    except ValueError:
+        return False
+    now_ = spec.settings()
+    old, new = then.pop("weights", None), now_.pop("weights", None)
+    if then != now_:
+        return False
+    return old is None or new is None or old == new or ("@" not in new and old.startswith(new + "@"))
+
+
+def with_weights(spec: ModelSpec) -> ModelSpec:
+    """The spec with the identity of the weights it names (checked on every run: new weights, new images)."""
+    return dataclasses.replace(spec, weights=model_identity(spec.id))
 
 
 def _distributed():
@@ -124,7 +145,13 @@ def run(run, progress: bool = True, pipelines: dict | None = None) -> pd.DataFra
 
         torch.set_num_threads(cfg.cpu_threads)  # CPU kernels split work by thread count: fix it in every process
     modes = tuple((k, getattr(cfg, k)) for k in OUTPUT_MODES if getattr(cfg, k))  # these change the pixels
-    specs = [dataclasses.replace(_as_used(resolve_spec(m), device), output_modes=modes) for m in cfg.models]
+    specs = []
+    for index, entry in enumerate(cfg.models):
+        if entry.external:
+            continue  # images made elsewhere (import-images): nothing to make or load
+        spec = dataclasses.replace(_as_used(resolve_spec(entry), device), output_modes=modes)
+        check_size(spec, index)  # one sentence before any model loads
+        specs.append(with_weights(spec))
     jobs = plan_jobs(read_prompts(run.root), specs, cfg.variants, cfg.seeds)
     _check_writable(run.images)
     records = {tuple(r[k] for k in KEY): r for r in read_manifest(run.root).to_dict("records")}
@@ -167,6 +194,7 @@ def _generate_model(run, spec: ModelSpec, batches: list[list[ImageJob]], device:
 
     given = pipe is not None
     pipe = pipe if given else load_pipeline(spec, device=device, options=cfg, run=run)
+    spec = with_weights(spec)  # a Hub model downloaded just now: its commit is known from here on
     kwargs = call_kwargs(pipe, spec)
     versions = json.dumps(package_versions(("torch", "diffusers", "transformers", "act2i")), sort_keys=True)
     size = {"batch": cfg.batch_size}
@@ -291,7 +319,51 @@ def import_images(run, folder: str | Path, mapping: str | Path, replace: bool = 
             "source": "imported", "versions": versions, "created": now(), "settings": None, "image_hash": content,
         })
     append_rows(run.root, "import", rows)
+    note = outside_config(run, [job for job, _ in planned])
+    if note:
+        warnings.warn(note, stacklevel=2)
     return merge_manifest(run.root)
+
+
+def outside_config(run, jobs: list[ImageJob]) -> str | None:
+    """One sentence on the imported images that no stage will use, and how to include them (None if all count)."""
+    cfg = run.config.generate
+    models = {m.label: m for m in cfg.models}
+    ids = set(pd.read_parquet(run.benchmark_path, columns=["id"])["id"]) if run.benchmark_path.is_file() else None
+    found: dict[str, list] = {"model": [], "seed": [], "variant": [], "id": []}
+    outside = 0
+    for job in jobs:
+        model = models.get(job.model)
+        misses = [("model", job.model) if model is None else None,
+                  ("seed", job.seed) if model is not None and not model.external and job.seed not in cfg.seeds else None,
+                  ("variant", job.variant) if job.variant not in cfg.variants else None,
+                  ("id", job.id) if ids is not None and job.id not in ids else None]
+        misses = [m for m in misses if m]
+        outside += bool(misses)
+        for kind, value in misses:
+            if value not in found[kind]:
+                found[kind].append(value)
+    if not outside:
+        return None
+    where = {"model": "generate.models", "seed": "generate.seeds", "variant": "generate.variants", "id": "the benchmark"}
+    reasons, advice = [], []
+    for kind in ("seed", "model", "variant", "id"):
+        values = found[kind]
+        if values:
+            shown = ", ".join(repr(v) if isinstance(v, str) else str(v) for v in values[:3]) + (", ..." if len(values) > 3 else "")
+            noun = {"id": "prompt id"}.get(kind, kind)
+            reasons.append(f"{noun}{'s' if len(values) > 1 else ''} {shown} {'are' if len(values) > 1 else 'is'} not in {where[kind]}")
+    if found["model"]:
+        advice.append("add " + ", ".join(f"{{model: external, name: {m}}}" for m in found["model"][:3])
+                      + " to generate.models (images made elsewhere, any seeds; docs/generation.md)")
+    if found["seed"]:
+        advice.append("add the seeds to generate.seeds (or import them under an external model)")
+    if found["variant"]:
+        advice.append("add the variants to generate.variants")
+    if found["id"]:
+        advice.append("import them into a run whose benchmark has those prompts")
+    return (f"{outside} of the {len(jobs)} imported images fall outside the run's config ({'; '.join(reasons)}), so no "
+            f"stage will use them; to include them, {' and '.join(advice)}.")
 
 
 def _read_image(source: Path, where: str):

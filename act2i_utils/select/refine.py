@@ -111,7 +111,7 @@ def rewrite(run, todo: pd.DataFrame, bench: pd.DataFrame, progress: bool = True)
         return SELECT_REFINE.empty()
     cfg = config.enrich
     name = llm_backend_name(config)
-    budget = budget_for_models(config.generate.models)
+    budget = budget_for_models(config.generate.made_here())
     backend = make_backend(cfg, device=resolve_device(config.device), agents=config.benchmark.agents, run=run, name=name,
                            budget=budget)
     cache = JsonlCache(run.enrich_cache_path)

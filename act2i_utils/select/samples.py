@@ -42,7 +42,7 @@ def sample_jobs(prompts: pd.DataFrame, labels: list[str], variants: list[str], s
 def make_sample_images(run, prompts: pd.DataFrame, progress: bool = True) -> int:
     """Make the missing images of rewrite samples 1..n-1; returns how many were made."""
     cfg = run.config.generate
-    labels = [m.label for m in cfg.models]
+    labels = [m.label for m in cfg.made_here()]  # an external model's images cannot be made here
     return make_images(run, sample_jobs(prompts, labels, cfg.variants, cfg.seeds, run.config.enrich.n_samples),
                        progress, "rewrite samples")
 
@@ -51,14 +51,14 @@ def make_images(run, jobs: list, progress: bool = True, what: str = "candidates"
     """Make the missing images of `jobs` (generate's ImageJob) exactly as the generate stage makes
     its own, append them to the manifest and merge it; returns how many were made."""
     from ..generate.pipelines import call_kwargs, dtype_used, generate_images, load_pipeline
-    from ..generate.stage import is_done, make_batches, settings_json
+    from ..generate.stage import is_done, make_batches, settings_json, with_weights
     from ..progress import progress_bar
     from ..runs import resolve_device
 
     cfg = run.config.generate
     device = resolve_device(run.config.device)
-    specs = [resolve_spec(m) for m in cfg.models]
-    specs = [dataclasses.replace(s, dtype=dtype_used(s, device)) for s in specs]
+    specs = [resolve_spec(m) for m in cfg.made_here()]
+    specs = [with_weights(dataclasses.replace(s, dtype=dtype_used(s, device))) for s in specs]
     records = {tuple(r[k] for k in KEY): r for r in read_manifest(run.root).to_dict("records")}
     by_label = {s.label: s for s in specs}
     todo = [j for j in jobs if not is_done(j, by_label[j.model], records.get(j.key), run.root)]

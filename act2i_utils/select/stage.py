@@ -193,11 +193,12 @@ def _candidate_images(run, prompts: pd.DataFrame) -> pd.DataFrame:
     """The manifest rows of every candidate, checked complete: each model x configuration x prompt x seed."""
     images, _ = configured_images(run)
     variants = candidate_variants(run)
-    images = images[images["variant"].isin(variants)].reset_index(drop=True)
     gen = run.config.generate
+    made_here = [m.label for m in gen.made_here()]  # an external model has no rewrite samples to choose among
+    images = images[images["variant"].isin(variants) & images["model"].isin(made_here)].reset_index(drop=True)
     ids = list(dict.fromkeys(prompts["id"]))
     have = set(map(tuple, images[KEY].itertuples(index=False)))
-    wanted = [(m.label, v, i, int(s)) for m in gen.models for v in variants for i in ids for s in gen.seeds]
+    wanted = [(m.label, v, i, int(s)) for m in gen.made_here() for v in variants for i in ids for s in gen.seeds]
     lacking = [k for k in wanted if k not in have]
     if lacking:
         first = lacking[0]
