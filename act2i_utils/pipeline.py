@@ -39,11 +39,11 @@ def check_profile(profile) -> None:
         if entry.external:
             continue  # images made elsewhere: nothing to resolve or load
         try:
-            resolve_spec(entry)
-            check_reference(entry.model if entry.model.startswith("tiny:") else resolve_spec(entry).id)
+            spec = resolve_spec(entry)
+            check_reference(entry.model if entry.model.startswith("tiny:") else spec.id)
         except Act2iError as err:
             raise ConfigError(f"generate.models[{i}].model: {err}") from None
-        check_size(resolve_spec(entry), i)
+        check_size(spec, i)
     known = {**DIMENSIONS, **profile.enrich.custom_dimensions}
     unknown = [d for d in profile.enrich.dimensions if d not in known]
     if unknown:

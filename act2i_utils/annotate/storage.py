@@ -232,7 +232,38 @@ def assign(path: Path, overlap: int, seed: int = 0) -> int:
             members = [i for i in images if strata[i] == stratum]
             counts = {p: held[(p, stratum)] for p in people}
             changes += _rebalance(conn, people, members, holders, answered, counts, seed, load)
+            held.update({(p, stratum): counts[p] for p in people})
+        changes += _even_loads(conn, people, images, strata, holders, answered, held, load, seed)
     return changes
+
+
+def _even_loads(conn, people, images, strata, holders, answered, held, load, seed) -> int:
+    """Move unanswered images from the busiest to the idlest annotator overall, each within a stratum
+    where the busiest holds more than the idlest (so every stratum stays within one), until the
+    loads differ by at most one."""
+    moves = 0
+    while True:
+        busiest = max(people, key=lambda p: (load[p], p))
+        idlest = min(people, key=lambda p: (load[p], p))
+        if load[busiest] - load[idlest] <= 1:
+            return moves
+        pick = next((i for i in images if busiest in holders[i] and idlest not in holders[i]
+                     and (busiest, i) not in answered and held[(busiest, strata[i])] > held[(idlest, strata[i])]), None)
+        if pick is None:
+            return moves
+        _move(conn, pick, busiest, idlest, holders, seed)
+        for key in ((busiest, strata[pick]), (idlest, strata[pick])):
+            held[key] += 1 if key[0] == idlest else -1
+        load[busiest] -= 1
+        load[idlest] += 1
+        moves += 1
+
+
+def _move(conn, image_id: str, busiest: str, idlest: str, holders: dict, seed: int) -> None:
+    """Give one unanswered assignment of `busiest` to `idlest`."""
+    conn.execute("UPDATE assignments SET annotator = ?, position = ? WHERE annotator = ? AND image_id = ?",
+                 (idlest, _order(seed, idlest, image_id), busiest, image_id))
+    holders[image_id] = (holders[image_id] - {busiest}) | {idlest}
 
 
 def _set_overlap(conn: sqlite3.Connection, overlap: int) -> None:
@@ -261,9 +292,7 @@ def _rebalance(conn, people, images, holders, answered, counts, seed, load) -> i
             return moves
         image_id = pick[1]
         queues[busiest].remove(pick)
-        conn.execute("UPDATE assignments SET annotator = ?, position = ? WHERE annotator = ? AND image_id = ?",
-                     (idlest, _order(seed, idlest, image_id), busiest, image_id))
-        holders[image_id] = (holders[image_id] - {busiest}) | {idlest}
+        _move(conn, image_id, busiest, idlest, holders, seed)
         for table in (counts, load):
             table[busiest] -= 1
             table[idlest] += 1

@@ -40,36 +40,42 @@ FIXED_MULTIPLE = {"StableDiffusionPipeline": 8, "StableDiffusionXLPipeline": 8, 
 def size_multiple(spec: ModelSpec) -> tuple[int, str, str] | None:
     """(the multiple the pipeline needs height and width to be, why, its family), read from the
     model's config files where they are on disk, else from its family's defaults; None when unknown."""
-    family = _model_config(spec, "model_index.json").get("_class_name") or spec.family or ""
+    config = _config_reader(spec)
+    family = config("model_index.json").get("_class_name") or spec.family or ""
     if family in FIXED_MULTIPLE:
         return FIXED_MULTIPLE[family], f"{family} checks for multiples of {FIXED_MULTIPLE[family]}", family
-    blocks = _model_config(spec, "vae/config.json").get("block_out_channels")
+    blocks = config("vae/config.json").get("block_out_channels")
     scale = 2 ** (len(blocks) - 1) if blocks else 8
     if family.startswith("Flux"):
         return scale * 2, f"VAE scale {scale} x 2, FLUX's latent packing", family
     if family.startswith("StableDiffusion3"):
-        patch = _model_config(spec, "transformer/config.json").get("patch_size") or 2
+        patch = config("transformer/config.json").get("patch_size") or 2
         return scale * patch, f"VAE scale {scale} x patch size {patch}", family
     return None
 
 
-def _model_config(spec: ModelSpec, name: str) -> dict:
-    """A config file of the model's folder (a local or tiny folder, or the Hub cache), {} where absent."""
+def _config_reader(spec: ModelSpec):
+    """name -> that config file of the model's folder (a local or tiny folder, or the Hub cache), {} where
+    absent; the model is resolved once, since resolving a folder hashes its files."""
     from ..models import resolve_model
 
     source = resolve_model(spec.id)
-    if source.kind == "hub":
-        from huggingface_hub import try_to_load_from_cache
 
-        path = try_to_load_from_cache(spec.id, name)
-        if not isinstance(path, str):
+    def read(name: str) -> dict:
+        if source.kind == "hub":
+            from huggingface_hub import try_to_load_from_cache
+
+            path = try_to_load_from_cache(spec.id, name)
+            if not isinstance(path, str):
+                return {}
+        else:
+            path = Path(source.location) / name
+        try:
+            return json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
             return {}
-    else:
-        path = Path(source.location) / name
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
+
+    return read
 
 
 def check_size(spec: ModelSpec, index: int) -> None:
